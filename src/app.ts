@@ -1,0 +1,80 @@
+import path from 'node:path'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import formbody from '@fastify/formbody'
+import fastifyStatic from '@fastify/static'
+import type { Config } from './config.ts'
+import { openDatabase } from './db/index.ts'
+import { migrateToLatest } from './db/migrations.ts'
+import { loadOrCreateKey } from './lib/keys.ts'
+import { Messenger, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
+import { setHashConcurrency } from './lib/passwords.ts'
+import authorization from './plugins/authorization.ts'
+import errors from './plugins/errors.ts'
+import security from './plugins/security.ts'
+import session from './plugins/session.ts'
+import views from './plugins/views.ts'
+import authRoutes from './areas/auth/routes.ts'
+import accountsRoutes from './areas/accounts/routes.ts'
+import resourcesRoutes from './areas/resources/routes.ts'
+import './types.ts'
+
+export interface BuildOptions {
+  /** PostgreSQL schema (tests give each file its own). */
+  pgSchema?: string
+  logger?: FastifyServerOptions['logger']
+}
+
+export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../public')
+const HTMX_DIR = path.resolve(import.meta.dirname, '../node_modules/htmx.org/dist')
+
+/** Log lines carry the path only: query strings can hold reset and setup tokens. */
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: ['req.headers', 'password', 'token', 'secret', '*.password', '*.token'], remove: true },
+    serializers: {
+      req: (req) => ({ method: req.method, url: (req.url ?? '').split('?')[0], remoteAddress: req.ip }),
+    },
+  }
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    trustProxy: config.trustProxy as boolean | string,
+    bodyLimit: 1_048_576,
+    // Never echo a request id that might be mistaken for a secret; generate our own.
+    genReqId: () => crypto.randomUUID(),
+  })
+  if (config.argon2Concurrency) setHashConcurrency(config.argon2Concurrency)
+
+  const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema })
+  app.decorate('config', config)
+  app.decorate('db', handle.db)
+  app.decorate('dialect', handle.dialect)
+  app.addHook('onClose', async () => {
+    await handle.db.destroy()
+  })
+  await migrateToLatest(handle.db)
+
+  app.decorate('keys', { session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey) })
+
+  const transports: Partial<Record<'email' | 'sms', Transport>> = {}
+  if (config.smtpUrl) transports.email = new SmtpTransport(config.smtpUrl, config.mailFrom)
+  if (config.smsWebhookUrl) transports.sms = new SmsWebhookTransport(config.smsWebhookUrl)
+  app.decorate('messenger', new Messenger(handle.db, app.log, transports))
+
+  await app.register(authorization)
+  await app.register(formbody)
+  await app.register(session)
+  await app.register(security)
+  await app.register(views)
+  await app.register(errors)
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
+  await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })
+
+  await app.register(authRoutes)
+  await app.register(accountsRoutes)
+  await app.register(resourcesRoutes)
+  return app
+}

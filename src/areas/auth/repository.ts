@@ -1,0 +1,116 @@
+import type { Kysely } from 'kysely'
+import type { Database, NewUser, Session, User, UserUpdate } from '../../db/schema.ts'
+
+type Db = Kysely<Database>
+
+export function findUserByUsername(db: Db, username: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('username', '=', username.toLowerCase()).executeTakeFirst()
+}
+
+export function findUserById(db: Db, id: number): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function countUsers(db: Db): Promise<number> {
+  const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+export async function insertUser(db: Db, user: NewUser): Promise<User> {
+  return db.insertInto('users').values(user).returningAll().executeTakeFirstOrThrow()
+}
+
+export async function updateUser(db: Db, id: number, values: UserUpdate): Promise<void> {
+  await db.updateTable('users').set(values).where('id', '=', id).execute()
+}
+
+export async function approveDomain(db: Db, domain: string, now: number): Promise<void> {
+  await db
+    .insertInto('approved_domains')
+    .values({ domain: domain.toLowerCase(), created_at: now })
+    .onConflict((oc) => oc.column('domain').doNothing())
+    .execute()
+}
+
+export async function isApprovedDomain(db: Db, domain: string): Promise<boolean> {
+  const row = await db.selectFrom('approved_domains').select('domain').where('domain', '=', domain.toLowerCase()).executeTakeFirst()
+  return Boolean(row)
+}
+
+// Sessions
+
+export async function insertSession(db: Db, session: Omit<Session, 'flash'>): Promise<void> {
+  await db.insertInto('sessions').values({ ...session, flash: null }).execute()
+}
+
+export function findSessionWithUser(db: Db, id: string) {
+  return db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .selectAll('users')
+    .select([
+      'sessions.id as session_id',
+      'sessions.remember_me as session_remember_me',
+      'sessions.created_at as session_created_at',
+      'sessions.last_seen_at as session_last_seen_at',
+      'sessions.expires_at as session_expires_at',
+      'sessions.ip as session_ip',
+      'sessions.user_agent as session_user_agent',
+      'sessions.flash as session_flash',
+    ])
+    .where('sessions.id', '=', id)
+    .executeTakeFirst()
+}
+
+export async function deleteSession(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('sessions').where('id', '=', id).execute()
+}
+
+export async function deleteUserSessions(db: Db, userId: number, exceptId?: string): Promise<void> {
+  let q = db.deleteFrom('sessions').where('user_id', '=', userId)
+  if (exceptId) q = q.where('id', '!=', exceptId)
+  await q.execute()
+}
+
+export async function touchSession(db: Db, id: string, now: number): Promise<void> {
+  await db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', id).execute()
+}
+
+export async function setSessionFlash(db: Db, id: string, flash: string | null): Promise<void> {
+  await db.updateTable('sessions').set({ flash }).where('id', '=', id).execute()
+}
+
+// One-time codes (reset links, setup links; later 2FA codes)
+
+export async function insertOneTimeCode(
+  db: Db,
+  row: { id: string; purpose: string; user_id: number | null; code_hash: string; created_at: number; expires_at: number },
+): Promise<void> {
+  await db.insertInto('one_time_codes').values(row).execute()
+}
+
+export function findOneTimeCode(db: Db, purpose: string, codeHash: string) {
+  return db
+    .selectFrom('one_time_codes')
+    .selectAll()
+    .where('purpose', '=', purpose)
+    .where('code_hash', '=', codeHash)
+    .executeTakeFirst()
+}
+
+/** Marks a code used; false when another request used it first (single use under races). */
+export async function consumeOneTimeCode(db: Db, id: string, now: number): Promise<boolean> {
+  const res = await db
+    .updateTable('one_time_codes')
+    .set({ used_at: now })
+    .where('id', '=', id)
+    .where('used_at', 'is', null)
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows) === 1
+}
+
+export async function voidOneTimeCodes(db: Db, purpose: string, userId: number | null, now: number): Promise<void> {
+  let q = db.updateTable('one_time_codes').set({ used_at: now }).where('purpose', '=', purpose).where('used_at', 'is', null)
+  q = userId === null ? q.where('user_id', 'is', null) : q.where('user_id', '=', userId)
+  await q.execute()
+}

@@ -1,0 +1,129 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { ValidationError } from '../../lib/errors.ts'
+import { endSession, redirect } from '../../plugins/session.ts'
+import { audit } from '../audit/service.ts'
+import * as service from './service.ts'
+
+const text = (max: number) => z.string().max(max).default('')
+
+const loginForm = z.object({
+  username: text(300),
+  password: text(1000),
+  remember_me: z.string().optional(),
+  next: z.string().max(2000).optional(),
+})
+
+const NOTICES: Record<string, string> = {
+  reset: 'Your password has been reset. Sign in with your new password.',
+  setup: 'The Administrator has been created. Sign in to continue.',
+  'signed-out': 'You have signed out.',
+}
+
+/** Only same-site paths are followed after sign-in (no open redirects). */
+function safeNext(next: string | undefined): string {
+  return next && /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/accounts'
+}
+
+function first(value: unknown): string {
+  return typeof value === 'string' ? value : ''
+}
+
+const routes: FastifyPluginAsync = async (app) => {
+  app.get('/', { config: { access: 'public' } }, async (request, reply) =>
+    reply.redirect(request.auth ? '/accounts' : '/login', 303),
+  )
+
+  app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
+    if (request.auth) return reply.redirect('/accounts', 303)
+    const query = request.query as Record<string, unknown>
+    return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[first(query.m)], next: first(query.next) })
+  })
+
+  app.post('/login', { config: { access: 'public' } }, async (request, reply) => {
+    const form = loginForm.parse(request.body ?? {})
+    const rememberMe = Boolean(form.remember_me)
+    const user = form.username && form.password
+      ? await service.signIn(request, { username: form.username, password: form.password, rememberMe })
+      : null
+    if (!user) {
+      return reply.render(
+        'auth/login',
+        { title: 'Sign In', alert: 'Invalid username or password.', username: form.username, rememberMe, next: form.next },
+        { status: 401 },
+      )
+    }
+    return redirect(request, reply, safeNext(form.next))
+  })
+
+  app.post('/logout', { config: { access: 'public' } }, async (request, reply) => {
+    if (request.auth) await audit(app.db, request, { action: 'auth.sign_out' })
+    await endSession(request)
+    return redirect(request, reply, '/login?m=signed-out')
+  })
+
+  app.get('/forgot-password', { config: { access: 'public' } }, async (_request, reply) =>
+    reply.render('auth/forgot-password', { title: 'Forgot Password' }),
+  )
+
+  app.post('/forgot-password', { config: { access: 'public' } }, async (request, reply) => {
+    const form = z.object({ username: text(300) }).parse(request.body ?? {})
+    if (!form.username.trim()) {
+      return reply.render('auth/forgot-password', { title: 'Forgot Password', alert: 'Type your username.' }, { status: 422 })
+    }
+    await service.requestPasswordReset(request, form.username)
+    return reply.render('auth/forgot-password', { title: 'Forgot Password', sent: true })
+  })
+
+  app.get('/reset-password', { config: { access: 'public' } }, async (request, reply) => {
+    const token = first((request.query as Record<string, unknown>).token)
+    const valid = await service.findValidCode(app.db, 'password_reset', token)
+    reply.header('Referrer-Policy', 'no-referrer')
+    return reply.render('auth/reset-password', { title: 'Reset Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
+  })
+
+  app.post('/reset-password', { config: { access: 'public' } }, async (request, reply) => {
+    const form = z.object({ token: text(200), password: text(1000), confirm: text(1000) }).parse(request.body ?? {})
+    try {
+      await service.resetPassword(request, form.token, form.password, form.confirm)
+    } catch (err) {
+      if (err instanceof service.InvalidLinkError) {
+        return reply.render('auth/reset-password', { title: 'Reset Password', invalid: true }, { status: 410 })
+      }
+      if (err instanceof ValidationError) {
+        return reply.render('auth/reset-password', { title: 'Reset Password', token: form.token, errors: err.fieldErrors, alert: err.message }, { status: 422 })
+      }
+      throw err
+    }
+    await endSession(request)
+    return redirect(request, reply, '/login?m=reset')
+  })
+
+  app.get('/setup', { config: { access: 'public' } }, async (request, reply) => {
+    const token = first((request.query as Record<string, unknown>).token)
+    const valid = await service.findValidCode(app.db, 'setup', token)
+    reply.header('Referrer-Policy', 'no-referrer')
+    return reply.render('setup/index', { title: 'Set Up', token, invalid: !valid, values: {} }, { status: valid ? 200 : 410 })
+  })
+
+  app.post('/setup', { config: { access: 'public' } }, async (request, reply) => {
+    const form = z
+      .object({ token: text(200), name: text(300), username: text(300), email: text(300), password: text(1000), confirm: text(1000) })
+      .parse(request.body ?? {})
+    try {
+      await service.completeSetup(request, form.token, { ...form, email: form.email || null })
+    } catch (err) {
+      if (err instanceof service.InvalidLinkError) {
+        return reply.render('setup/index', { title: 'Set Up', invalid: true, values: {} }, { status: 410 })
+      }
+      if (err instanceof ValidationError) {
+        const values = { name: form.name, username: form.username, email: form.email }
+        return reply.render('setup/index', { title: 'Set Up', token: form.token, values, errors: err.fieldErrors, alert: err.message }, { status: 422 })
+      }
+      throw err
+    }
+    return redirect(request, reply, '/login?m=setup')
+  })
+}
+
+export default routes

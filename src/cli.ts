@@ -1,0 +1,120 @@
+import { parseArgs } from 'node:util'
+import readline from 'node:readline'
+import { ConfigError, loadConfig } from './config.ts'
+import { openDatabase } from './db/index.ts'
+import { migrateToLatest } from './db/migrations.ts'
+import { createAdministrator } from './areas/auth/service.ts'
+import { latestMessages } from './lib/messages.ts'
+import { ValidationError } from './lib/errors.ts'
+import pkg from '../package.json' with { type: 'json' }
+
+const HELP = `mssp-portal ${pkg.version}
+
+Usage: mssp-portal <command> [options]
+
+Commands:
+  serve                 start the portal (the default)
+  migrate               bring the database to the latest migration
+  create-admin          create an Administrator (password read from stdin or MSSP_ADMIN_PASSWORD)
+      --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
+  outbox [--limit N]    print the latest mail and text messages kept in the database
+  --version             print the version
+  --help                print this help
+
+Configuration comes from the environment (see .env.example).`
+
+async function readPassword(prompt: string): Promise<string> {
+  if (process.env.MSSP_ADMIN_PASSWORD) return process.env.MSSP_ADMIN_PASSWORD
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY })
+  if (process.stdin.isTTY) {
+    process.stderr.write(prompt)
+    // Do not echo the password on a terminal.
+    ;(rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {}
+  }
+  const line = await new Promise<string>((resolve) => rl.once('line', resolve).once('close', () => resolve('')))
+  rl.close()
+  if (process.stdin.isTTY) process.stderr.write('\n')
+  return line
+}
+
+function openConfiguredDatabase() {
+  const config = loadConfig()
+  return openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', ...rest] = argv
+  if (command === '--help' || command === 'help' || command === '-h') {
+    console.log(HELP)
+    return 0
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(pkg.version)
+    return 0
+  }
+  switch (command) {
+    case 'serve': {
+      const { serve } = await import('./server.ts')
+      await serve(loadConfig())
+      return -1 // keep running
+    }
+    case 'migrate': {
+      const { db } = openConfiguredDatabase()
+      const applied = await migrateToLatest(db)
+      await db.destroy()
+      console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'The database is up to date.')
+      return 0
+    }
+    case 'create-admin': {
+      const { values } = parseArgs({ args: rest, options: { username: { type: 'string' }, name: { type: 'string' }, email: { type: 'string' } } })
+      if (!values.username || !values.name) {
+        console.error('create-admin needs --username name@domain and --name "Full Name"')
+        return 2
+      }
+      const password = await readPassword('Password: ')
+      const { db } = openConfiguredDatabase()
+      try {
+        await migrateToLatest(db)
+        const user = await createAdministrator(db, { username: values.username, name: values.name, email: values.email ?? null, password })
+        console.log(`Administrator ${user.username} created; the domain ${user.username.split('@')[1]} is approved.`)
+        return 0
+      } catch (err) {
+        if (err instanceof ValidationError) {
+          console.error([err.message, ...Object.values(err.fieldErrors)].join('\n'))
+          return 1
+        }
+        throw err
+      } finally {
+        await db.destroy()
+      }
+    }
+    case 'outbox': {
+      const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '20' } } })
+      const { db } = openConfiguredDatabase()
+      await migrateToLatest(db)
+      const messages = await latestMessages(db, Math.min(Number(values.limit) || 20, 500))
+      await db.destroy()
+      if (messages.length === 0) console.log('The outbox is empty.')
+      for (const m of messages) {
+        console.log(`--- ${new Date(m.created_at).toISOString()}  ${m.kind} to ${m.recipient}  [${m.status}]`)
+        console.log(`Subject: ${m.subject}`)
+        console.log(m.body || '(delivered; content not kept)')
+      }
+      return 0
+    }
+    default:
+      console.error(`Unknown command: ${command}\n\n${HELP}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code
+  },
+  (err) => {
+    if (err instanceof ConfigError) console.error(err.message)
+    else console.error(err instanceof Error ? err.message : err)
+    process.exitCode = 1
+  },
+)

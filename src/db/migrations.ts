@@ -1,0 +1,22 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely'
+import * as m0001 from '../../migrations/0001_foundation.ts'
+
+// Static list: a bundle or a single executable cannot import migration files at run time.
+const migrations: Record<string, Migration> = {
+  '0001_foundation': m0001,
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations }
+
+export const latestMigration = Object.keys(migrations).sort().at(-1)!
+
+/** Brings the database to the latest migration; throws with the failing migration's error. */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')
+    throw new Error(`Migration ${failed?.migrationName ?? '?'} failed: ${String((error as Error).message ?? error)}`)
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}

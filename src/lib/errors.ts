@@ -1,0 +1,50 @@
+// Errors that routes and services throw; the error plugin turns each into a page or JSON.
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message = 'The page or object you asked for does not exist.') {
+    super(404, message)
+  }
+}
+
+export class ForbiddenError extends HttpError {
+  constructor(message = 'Your role does not allow this.') {
+    super(403, message)
+  }
+}
+
+export class UnauthorizedError extends HttpError {
+  constructor(message = 'Sign in to continue.') {
+    super(401, message)
+  }
+}
+
+export class CsrfError extends HttpError {
+  constructor() {
+    super(403, 'This form has expired. Go back, reload the page and try again.')
+  }
+}
+
+export class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, message)
+  }
+}
+
+/** Invalid input: pages re-render their form with these messages (422). */
+export class ValidationError extends HttpError {
+  constructor(
+    readonly fieldErrors: Record<string, string>,
+    message = 'Please correct the highlighted fields.',
+  ) {
+    super(422, message)
+  }
+}

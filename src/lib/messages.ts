@@ -1,0 +1,103 @@
+import type { Kysely } from 'kysely'
+import nodemailer from 'nodemailer'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Database, OutboxMessage } from '../db/schema.ts'
+import { uuid } from './tokens.ts'
+
+export interface OutboundMessage {
+  kind: 'email' | 'sms'
+  to: string
+  subject: string
+  text: string
+}
+
+export interface Transport {
+  deliver(message: OutboundMessage): Promise<void>
+}
+
+export class SmtpTransport implements Transport {
+  private readonly transporter
+  constructor(url: string, private readonly from: string) {
+    this.transporter = nodemailer.createTransport(url)
+  }
+  async deliver(m: OutboundMessage): Promise<void> {
+    await this.transporter.sendMail({ from: this.from, to: m.to, subject: m.subject, text: m.text })
+  }
+  close(): void {
+    this.transporter.close()
+  }
+}
+
+/** Posts `{ to, text }` as JSON to an SMS gateway's webhook. */
+export class SmsWebhookTransport implements Transport {
+  constructor(private readonly url: string) {}
+  async deliver(m: OutboundMessage): Promise<void> {
+    const res = await fetch(this.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: m.to, text: m.text }),
+      signal: AbortSignal.timeout(10_000),
+    })
+    if (!res.ok) throw new Error(`SMS webhook answered ${res.status}`)
+  }
+}
+
+/**
+ * The one way out for mail and text messages. Every message is first written to the
+ * outbox table (so nothing acknowledged is lost); when a transport for its kind is
+ * configured it is then delivered and its content cleared from the table. Without one,
+ * the table is the delivery: an operator reads it with `mssp-portal outbox`.
+ */
+export class Messenger {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly log: FastifyBaseLogger,
+    private readonly transports: Partial<Record<OutboundMessage['kind'], Transport>>,
+  ) {}
+
+  hasTransport(kind: OutboundMessage['kind']): boolean {
+    return Boolean(this.transports[kind])
+  }
+
+  async send(message: OutboundMessage): Promise<string> {
+    const id = uuid()
+    const transport = this.transports[message.kind]
+    await this.db
+      .insertInto('outbox')
+      .values({
+        id,
+        created_at: Date.now(),
+        kind: message.kind,
+        recipient: message.to,
+        subject: message.subject,
+        body: message.text,
+        status: transport ? 'sending' : 'stored',
+      })
+      .execute()
+    this.log.info({ kind: message.kind, recipient: message.to }, 'message queued')
+    if (transport) await this.deliver(id, message, transport)
+    return id
+  }
+
+  private async deliver(id: string, message: OutboundMessage, transport: Transport): Promise<void> {
+    try {
+      await transport.deliver(message)
+      await this.db
+        .updateTable('outbox')
+        .set({ status: 'sent', sent_at: Date.now(), body: '', attempts: 1 })
+        .where('id', '=', id)
+        .execute()
+    } catch (err) {
+      this.log.warn({ kind: message.kind, recipient: message.to, err: (err as Error).message }, 'message delivery failed')
+      await this.db
+        .updateTable('outbox')
+        .set({ status: 'failed', error: (err as Error).message.slice(0, 500), attempts: 1 })
+        .where('id', '=', id)
+        .execute()
+    }
+  }
+}
+
+export function latestMessages(db: Kysely<Database>, limit = 20): Promise<OutboxMessage[]> {
+  return db.selectFrom('outbox').selectAll().orderBy('created_at', 'desc').limit(limit).execute()
+}

@@ -1,0 +1,44 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { HttpError, UnauthorizedError } from '../lib/errors.ts'
+import { isHtmx } from './session.ts'
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+}
+
+export function wantsJson(request: FastifyRequest): boolean {
+  return request.url.startsWith('/api/') || request.url === '/api' || 'x-apikeys' in request.headers
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, status: number, message: string, extra: object = {}) {
+  if (wantsJson(request)) {
+    return reply.code(status).type('application/json').send({ statusCode: status, error: REASONS[status] ?? 'Error', message, ...extra })
+  }
+  return reply.render('errors/error', { status, title: REASONS[status] ?? 'Error', message }, { status, fragment: 'errors/_error' })
+}
+
+/** Turns thrown errors into the error page or the API's JSON; never a stack trace. */
+export default fp(async (app) => {
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    if (error instanceof UnauthorizedError && !wantsJson(request)) {
+      if (isHtmx(request)) return reply.header('HX-Redirect', '/login').code(401).send()
+      const next = request.method === 'GET' ? `?next=${encodeURIComponent(request.url)}` : ''
+      return reply.redirect(`/login${next}`, 303)
+    }
+    if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message)
+    if (error.validation) {
+      return sendError(request, reply, 400, error.message, { errors: error.validation.map((v) => ({ path: v.instancePath, message: v.message })) })
+    }
+    const status = error.statusCode ?? 500
+    if (status >= 400 && status < 500) return sendError(request, reply, status, error.message)
+    request.log.error({ err: error }, 'request failed')
+    return sendError(request, reply, 500, 'Something went wrong on our side. The error has been logged; please try again.')
+  })
+
+  app.setNotFoundHandler(async (request, reply) =>
+    sendError(request, reply, 404, 'The page or object you asked for does not exist.'),
+  )
+})

@@ -1,0 +1,134 @@
+import fp from 'fastify-plugin'
+import secureSession from '@fastify/secure-session'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { User } from '../db/schema.ts'
+import * as repo from '../areas/auth/repository.ts'
+import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
+
+declare module '@fastify/secure-session' {
+  interface SessionData {
+    /** The session token; its sha256 is the sessions row's id. */
+    sid: string
+    /** An anonymous visitor's id, binding the CSRF token of the sign-in forms. */
+    anon: string
+  }
+}
+
+const TOUCH_INTERVAL_MS = 60_000
+
+/**
+ * Server-side sessions: the encrypted cookie holds only a random token; the row (keyed by
+ * the token's hash) holds the user, the times and the Remember Me choice.
+ */
+export default fp(async (app) => {
+  const secure = app.config.baseUrl.startsWith('https://')
+  await app.register(secureSession, {
+    key: app.keys.session,
+    cookieName: 'mssp_session',
+    // No maxAge: a browser-session cookie, with or without Remember Me (as the guide says).
+    cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure },
+  })
+
+  const idleMs = app.config.sessionIdleMinutes * 60_000
+
+  app.decorateRequest('auth', null)
+  app.decorateRequest('csrfToken', function (this: FastifyRequest) {
+    const sid = this.session.get('sid')
+    if (sid && this.auth) return hmac(app.keys.session, `csrf:${sid}`)
+    let anon = this.session.get('anon')
+    if (!anon) {
+      anon = randomToken(16)
+      this.session.set('anon', anon)
+    }
+    return hmac(app.keys.session, `csrf-anon:${anon}`)
+  })
+
+  app.addHook('onRequest', async (request) => {
+    const token = request.session.get('sid')
+    if (!token) return
+    const id = sha256(token)
+    const row = await repo.findSessionWithUser(app.db, id)
+    const now = Date.now()
+    const expired =
+      !row ||
+      row.enabled !== 1 ||
+      row.session_expires_at <= now ||
+      (row.session_remember_me !== 1 && now - row.session_last_seen_at > idleMs)
+    if (expired) {
+      if (row) await repo.deleteSession(app.db, id)
+      request.session.set('sid', undefined)
+      return
+    }
+    if (now - row.session_last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
+    const { session_id, session_remember_me, session_created_at, session_last_seen_at, session_expires_at, session_ip, session_user_agent, session_flash, ...user } = row
+    request.auth = {
+      user: user as User,
+      session: {
+        id: session_id,
+        user_id: user.id,
+        remember_me: session_remember_me,
+        created_at: session_created_at,
+        last_seen_at: session_last_seen_at,
+        expires_at: session_expires_at,
+        ip: session_ip,
+        user_agent: session_user_agent,
+        flash: session_flash,
+      },
+    }
+  })
+})
+
+/** Starts a new session for the user: a fresh id (and so a fresh CSRF token). */
+export async function startSession(
+  request: FastifyRequest,
+  user: User,
+  rememberMe: boolean,
+): Promise<void> {
+  const app = request.server
+  const token = randomToken(32)
+  const now = Date.now()
+  await repo.insertSession(app.db, {
+    id: sha256(token),
+    user_id: user.id,
+    remember_me: rememberMe ? 1 : 0,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: now + app.config.sessionMaxHours * 3_600_000,
+    ip: request.ip,
+    user_agent: (request.headers['user-agent'] ?? '').slice(0, 300),
+  })
+  request.session.set('anon', undefined)
+  request.session.set('sid', token)
+}
+
+export async function endSession(request: FastifyRequest): Promise<void> {
+  const token = request.session.get('sid')
+  if (token) await repo.deleteSession(request.server.db, sha256(token))
+  request.session.delete()
+  request.auth = null
+}
+
+/** Leaves a one-time success message for the next page the user sees. */
+export async function flash(request: FastifyRequest, message: string): Promise<void> {
+  if (request.auth) await repo.setSessionFlash(request.server.db, request.auth.session.id, message)
+}
+
+/** Reads and clears the pending message (called by the page renderer). */
+export async function takeFlash(request: FastifyRequest): Promise<string | null> {
+  const message = request.auth?.session.flash ?? null
+  if (message && request.auth) {
+    await repo.setSessionFlash(request.server.db, request.auth.session.id, null)
+    request.auth.session.flash = null
+  }
+  return message
+}
+
+export function isHtmx(request: FastifyRequest): boolean {
+  return request.headers['hx-request'] === 'true'
+}
+
+/** A redirect that works with and without htmx. */
+export function redirect(request: FastifyRequest, reply: FastifyReply, url: string) {
+  if (isHtmx(request)) return reply.header('HX-Redirect', url).code(204).send()
+  return reply.redirect(url, 303)
+}

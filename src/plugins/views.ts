@@ -1,0 +1,49 @@
+import path from 'node:path'
+import fp from 'fastify-plugin'
+import view from '@fastify/view'
+import { Eta } from 'eta'
+import type { FastifyReply } from 'fastify'
+import { ADMINISTRATOR, roleLabel } from '../lib/roles.ts'
+import { isHtmx, takeFlash } from './session.ts'
+import { resourceLinks } from '../areas/resources/links.ts'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /**
+     * Renders a page, or only its fragment when htmx asks (one URL serves both;
+     * `Vary: HX-Request` keeps caches apart).
+     */
+    render(page: string, data?: Record<string, unknown>, opts?: { fragment?: string; status?: number }): Promise<FastifyReply>
+  }
+}
+
+export const VIEWS_DIR = path.resolve(import.meta.dirname, '../../views')
+
+export default fp(async (app) => {
+  const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
+  await app.register(view, {
+    engine: { eta },
+    root: VIEWS_DIR,
+    production: app.config.env !== 'development',
+  })
+
+  app.decorateReply('render', async function (this: FastifyReply, page, data = {}, opts = {}) {
+    const request = this.request
+    const auth = request.auth
+    const wantsFragment = Boolean(opts.fragment) && isHtmx(request) && request.headers['hx-boosted'] !== 'true'
+    this.header('Vary', 'HX-Request')
+    if (opts.status) this.code(opts.status)
+    const locals = {
+      user: auth?.user ?? null,
+      roleLabel: auth ? roleLabel(auth.user.role) : null,
+      isAdmin: auth?.user.role === ADMINISTRATOR,
+      flash: wantsFragment ? null : await takeFlash(request),
+      csrf: () => request.csrfToken(),
+      path: request.url.split('?')[0],
+      resourceLinks,
+      productName: 'MSSP Portal',
+    }
+    const html = await this.viewAsync(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
+    return this.type('text/html; charset=utf-8').send(html)
+  })
+})
