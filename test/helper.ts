@@ -1,0 +1,151 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import pg from 'pg'
+import { buildApp } from '../src/app.ts'
+import { loadConfig } from '../src/config.ts'
+import type { User } from '../src/db/schema.ts'
+import { hashPassword } from '../src/lib/passwords.ts'
+import { ADMINISTRATOR } from '../src/lib/roles.ts'
+import { randomToken, uuid } from '../src/lib/tokens.ts'
+import { approveDomain, insertUser } from '../src/areas/auth/repository.ts'
+
+const TEST_SESSION_KEY = 'a1'.repeat(32)
+
+export type DialectName = 'sqlite' | 'postgres'
+
+/** SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
+export const dialects: DialectName[] = process.env.TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite']
+
+interface Tap {
+  teardown(fn: () => unknown): void
+  testdirName?: string
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  dataDir: string
+}
+
+/**
+ * Builds the app for one test on its own database: a fresh SQLite file in a temporary
+ * folder, or a fresh PostgreSQL schema. Torn down with the test.
+ */
+export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-test-'))
+  let pgSchema: string | undefined
+  const databaseUrl = dialect === 'postgres' ? process.env.TEST_DATABASE_URL : undefined
+  if (databaseUrl) {
+    pgSchema = `t_${randomToken(9).toLowerCase().replace(/[^a-z0-9]/g, '')}`
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    await client.query(`create schema ${pgSchema}`)
+    await client.end()
+  }
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: dataDir,
+    BASE_URL: 'http://portal.test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: TEST_SESSION_KEY } : {}),
+    ...env,
+  })
+  const app = await buildApp(config, { pgSchema })
+  t.teardown(async () => {
+    await app.close()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+    if (databaseUrl && pgSchema) {
+      const client = new pg.Client({ connectionString: databaseUrl })
+      await client.connect()
+      await client.query(`drop schema ${pgSchema} cascade`)
+      await client.end()
+    }
+  })
+  return { app, dataDir }
+}
+
+export const PASSWORD = 'Correct-Horse-42-Battery'
+
+let counter = 0
+/** Creates a user directly in the database (the Users issue adds the real pages). */
+export async function createUser(
+  app: FastifyInstance,
+  overrides: Partial<Omit<User, 'id'>> & { password?: string } = {},
+): Promise<User> {
+  const { password = PASSWORD, ...rest } = overrides
+  const now = Date.now()
+  counter += 1
+  const username = rest.username ?? `user${counter}-${randomToken(4).toLowerCase().replace(/[^a-z0-9]/g, '')}@example.com`
+  await approveDomain(app.db, username.split('@')[1]!, now)
+  return insertUser(app.db, {
+    uuid: uuid(),
+    username,
+    name: `Test User ${counter}`,
+    email: null,
+    password_hash: await hashPassword(password),
+    role: ADMINISTRATOR,
+    enabled: 1,
+    locked_until: null,
+    last_login_at: null,
+    last_failed_login_at: null,
+    last_login_attempt_at: null,
+    password_changed_at: now,
+    created_at: now,
+    updated_at: now,
+    ...rest,
+  })
+}
+
+/**
+ * A browser-like client over app.inject: keeps the session cookie and fills in the CSRF
+ * token from the last page it fetched, as a form post would.
+ */
+export class Client {
+  cookie = ''
+  csrf = ''
+  constructor(readonly app: FastifyInstance) {}
+
+  private remember(res: LightMyRequestResponse): LightMyRequestResponse {
+    const setCookie = res.headers['set-cookie']
+    for (const c of Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []) {
+      const [pair] = c.split(';')
+      if (pair!.startsWith('mssp_session=')) this.cookie = /Max-Age=0|Expires=Thu, 01 Jan 1970/i.test(c) ? '' : pair!
+    }
+    const token = /name="(?:_csrf|csrf-token)" (?:value|content)="([^"]+)"/.exec(res.body)?.[1]
+    if (token) this.csrf = token
+    return res
+  }
+
+  async get(url: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    return this.remember(await this.app.inject({ method: 'GET', url, headers: { ...this.headers(), ...headers } }))
+  }
+
+  /** Posts a form the way a browser does (urlencoded, with the page's CSRF token). */
+  async post(url: string, form: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    const body = new URLSearchParams({ _csrf: this.csrf, ...form }).toString()
+    return this.remember(
+      await this.app.inject({
+        method: 'POST',
+        url,
+        payload: body,
+        headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      }),
+    )
+  }
+
+  headers(): Record<string, string> {
+    return this.cookie ? { cookie: this.cookie } : {}
+  }
+
+  /** Signs in through the Log in page. */
+  async signIn(username: string, password = PASSWORD, rememberMe = false): Promise<LightMyRequestResponse> {
+    await this.get('/login')
+    return this.post('/login', { username, password, ...(rememberMe ? { remember_me: '1' } : {}) })
+  }
+}
+
+/** The latest message in the outbox for a recipient. */
+export async function lastMessageTo(app: FastifyInstance, recipient: string) {
+  return app.db.selectFrom('outbox').selectAll().where('recipient', '=', recipient).orderBy('created_at', 'desc').executeTakeFirst()
+}
