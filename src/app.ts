@@ -13,6 +13,8 @@ import errors from './plugins/errors.ts'
 import security from './plugins/security.ts'
 import session from './plugins/session.ts'
 import views from './plugins/views.ts'
+import api, { registerApiRoutes } from './plugins/api.ts'
+import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import resourcesRoutes from './areas/resources/routes.ts'
@@ -70,11 +72,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(security)
   await app.register(views)
   await app.register(errors)
+  await app.register(api)
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })
 
   await app.register(authRoutes)
   await app.register(accountsRoutes)
   await app.register(resourcesRoutes)
+  await registerApiRoutes(app, apiSessionRoutes)
   return app
 }

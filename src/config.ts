@@ -37,6 +37,7 @@ export const configSchema = z.object({
   SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   MSSP_ADMIN_USERNAME: z.string().optional(),
   MSSP_ADMIN_PASSWORD: z.string().optional(),
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   ARGON2_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -58,6 +59,7 @@ export type Config = Readonly<{
   adminUsername: string | undefined
   adminPassword: string | undefined
   argon2Concurrency: number | undefined
+  apiRateLimitPerMinute: number
   logLevel: string
 }>
 
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminUsername: e.MSSP_ADMIN_USERNAME,
     adminPassword: e.MSSP_ADMIN_PASSWORD,
     argon2Concurrency: e.ARGON2_CONCURRENCY,
+    apiRateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
   })
 }

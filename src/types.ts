@@ -8,7 +8,9 @@ export type Access = 'public' | 'user' | 'administrator'
 
 export interface AuthContext {
   user: User
-  session: Session
+  /** The browser session; null when the request is authenticated by API keys. */
+  session: Session | null
+  via: 'session' | 'api-key'
 }
 
 declare module 'fastify' {

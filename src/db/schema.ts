@@ -85,6 +85,14 @@ export interface SettingsTable {
   updated_at: number
 }
 
+export interface ApiKeysTable {
+  user_id: number
+  access_key: string
+  secret_hash: string
+  created_at: number
+  last_used_at: number | null
+}
+
 export interface Database {
   users: UsersTable
   approved_domains: ApprovedDomainsTable
@@ -93,6 +101,7 @@ export interface Database {
   audit_events: AuditEventsTable
   outbox: OutboxTable
   settings: SettingsTable
+  api_keys: ApiKeysTable
 }
 
 export type User = Selectable<UsersTable>

@@ -62,6 +62,7 @@ export default fp(async (app) => {
     if (now - row.session_last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
     const { session_id, session_remember_me, session_created_at, session_last_seen_at, session_expires_at, session_ip, session_user_agent, session_flash, ...user } = row
     request.auth = {
+      via: 'session',
       user: user as User,
       session: {
         id: session_id,
@@ -110,15 +111,16 @@ export async function endSession(request: FastifyRequest): Promise<void> {
 
 /** Leaves a one-time success message for the next page the user sees. */
 export async function flash(request: FastifyRequest, message: string): Promise<void> {
-  if (request.auth) await repo.setSessionFlash(request.server.db, request.auth.session.id, message)
+  if (request.auth?.session) await repo.setSessionFlash(request.server.db, request.auth.session.id, message)
 }
 
 /** Reads and clears the pending message (called by the page renderer). */
 export async function takeFlash(request: FastifyRequest): Promise<string | null> {
-  const message = request.auth?.session.flash ?? null
-  if (message && request.auth) {
-    await repo.setSessionFlash(request.server.db, request.auth.session.id, null)
-    request.auth.session.flash = null
+  const session = request.auth?.session
+  const message = session?.flash ?? null
+  if (message && session) {
+    await repo.setSessionFlash(request.server.db, session.id, null)
+    session.flash = null
   }
   return message
 }

@@ -1,0 +1,85 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import { authenticateApiKeys, parseApiKeysHeader } from '../areas/api/service.ts'
+import { UnauthorizedError } from '../lib/errors.ts'
+import pkg from '../../package.json' with { type: 'json' }
+
+const HAS_API_KEYS = 'present'
+
+/**
+ * A route constraint on the X-ApiKeys header: Tenable's clients call `/users`, not
+ * `/api/users`, so every API route is also served at the root to requests carrying keys,
+ * while pages at the same paths stay untouched for browsers.
+ */
+const apiKeysConstraint = {
+  name: 'apiKeys',
+  storage() {
+    const handlers = new Map<string, unknown>()
+    return {
+      get: (value: string) => (handlers.get(value) ?? null) as never,
+      set: (value: string, handler: unknown) => void handlers.set(value, handler),
+    }
+  },
+  deriveConstraint: (req: { headers: Record<string, unknown> }) => ('x-apikeys' in req.headers ? HAS_API_KEYS : undefined),
+  mustMatchWhenDerived: false,
+}
+
+/** API plumbing shared by every area: key authentication, the constraint, OpenAPI. */
+export default fp(async (app) => {
+  app.addConstraintStrategy(apiKeysConstraint)
+
+  // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
+  app.addHook('onRequest', async (request) => {
+    if (!('x-apikeys' in request.headers)) return
+    const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
+    if (!user) throw new UnauthorizedError('Invalid API keys.')
+    request.auth = { user, session: null, via: 'api-key' }
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'MSSP Portal API', version: pkg.version, description: 'Tenable-compatible MSSP and user APIs. Authenticate with `X-ApiKeys: accessKey=...;secretKey=...`.' },
+      components: { securitySchemes: { apiKeys: { type: 'apiKey', in: 'header', name: 'X-ApiKeys' } } },
+      security: [{ apiKeys: [] }],
+    },
+    transform: (args) => (args.url.startsWith('/api/') && !args.url.startsWith('/api/docs') ? jsonSchemaTransform(args) : { schema: { ...args.schema, hide: true }, url: args.url }),
+  })
+  await app.register(swaggerUi, {
+    routePrefix: '/api/docs',
+    staticCSP: "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'",
+  })
+  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger())
+})
+
+function rateLimitKey(request: FastifyRequest): string {
+  const keys = parseApiKeysHeader(request.headers['x-apikeys'])
+  return keys ? `key:${keys.accessKey}` : `ip:${request.ip}`
+}
+
+/**
+ * Registers one area's API routes twice from one definition: under `/api`, and at the root
+ * for requests with X-ApiKeys (hidden from the OpenAPI document, which lists `/api`).
+ */
+export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPluginAsync): Promise<void> {
+  for (const [prefix, constrained] of [['/api', false], ['', true]] as const) {
+    await app.register(async (scope) => {
+      scope.setValidatorCompiler(validatorCompiler)
+      scope.setSerializerCompiler(serializerCompiler)
+      await scope.register(rateLimit, {
+        max: app.config.apiRateLimitPerMinute,
+        timeWindow: 60_000,
+        keyGenerator: rateLimitKey,
+      })
+      if (constrained) {
+        scope.addHook('onRoute', (route) => {
+          route.constraints = { ...route.constraints, apiKeys: HAS_API_KEYS }
+        })
+      }
+      await scope.register(routes)
+    }, { prefix })
+  }
+}
