@@ -29,7 +29,15 @@ const apiKeysConstraint = {
 }
 
 /** API plumbing shared by every area: key authentication, the constraint, OpenAPI. */
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** `METHOD /api/path` of every API route, for the OpenAPI completeness test. */
+    apiRoutes: string[]
+  }
+}
+
 export default fp(async (app) => {
+  app.decorate('apiRoutes', [])
   app.addConstraintStrategy(apiKeysConstraint)
 
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
@@ -74,11 +82,10 @@ export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPlu
         timeWindow: 60_000,
         keyGenerator: rateLimitKey,
       })
-      if (constrained) {
-        scope.addHook('onRoute', (route) => {
-          route.constraints = { ...route.constraints, apiKeys: HAS_API_KEYS }
-        })
-      }
+      scope.addHook('onRoute', (route) => {
+        if (constrained) route.constraints = { ...route.constraints, apiKeys: HAS_API_KEYS }
+        else if (route.method !== 'HEAD') app.apiRoutes.push(`${String(route.method)} ${route.url}`)
+      })
       await scope.register(routes)
     }, { prefix })
   }
