@@ -25,7 +25,7 @@ t.test('X-ApiKeys header parsing', async (t) => {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: REST API plumbing`, async (t) => {
-    async function withKeys(t: Tap, env: Record<string, string> = {}) {
+    async function withKeys(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}) {
       const { app } = await buildTestApp(t, dialect, env)
       const user = await createUser(app, { name: 'Key Owner', role: 32 })
       const client = new Client(app)
@@ -35,7 +35,6 @@ for (const dialect of dialects) {
       const keys = res.json() as { accessKey: string; secretKey: string }
       return { app, user, client, keys, header: `accessKey=${keys.accessKey}; secretKey=${keys.secretKey}` }
     }
-    type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
     t.test('keys authenticate /api and the unprefixed paths; pages at the same paths are untouched', async (t) => {
       const { app, user, header, keys } = await withKeys(t)
