@@ -14,6 +14,7 @@ Usage: mssp-portal <command> [options]
 
 Commands:
   serve                 start the portal (the default)
+  demo                  start a seeded demo portal in a temporary data folder
   migrate               bring the database to the latest migration
   create-admin          create an Administrator (password read from stdin or MSSP_ADMIN_PASSWORD)
       --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
@@ -57,6 +58,11 @@ export async function main(argv: string[]): Promise<number> {
       const { serve } = await import('./server.ts')
       await serve(loadConfig())
       return -1 // keep running
+    }
+    case 'demo': {
+      const { runDemo } = await import('./demo/run.ts')
+      await runDemo()
+      return -1
     }
     case 'migrate': {
       const { db } = openConfiguredDatabase()
