@@ -18,6 +18,7 @@ import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import resourcesRoutes from './areas/resources/routes.ts'
+import healthRoutes from './areas/health/routes.ts'
 import './types.ts'
 
 export interface BuildOptions {
@@ -76,6 +77,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })
 
+  await app.register(healthRoutes)
   await app.register(authRoutes)
   await app.register(accountsRoutes)
   await app.register(resourcesRoutes)

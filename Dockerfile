@@ -1,0 +1,30 @@
+# MSSP Portal: multi-stage image on a supported Node LTS.
+# Build: docker build -t mssp-portal .
+# Run:   docker run -p 3000:3000 -v mssp-data:/data \
+#          -e BASE_URL=https://portal.example.com \
+#          -e MSSP_ADMIN_USERNAME=admin@example.com -e MSSP_ADMIN_PASSWORD='...' mssp-portal
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+# better-sqlite3 compiles from source (the same `npm ci` that CI runs).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+COPY src ./src
+COPY views ./views
+COPY public ./public
+COPY migrations ./migrations
+COPY bin ./bin
+COPY docs ./docs
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app /app
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "--import", "tsx", "src/cli.ts", "serve"]
