@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import secureSession from '@fastify/secure-session'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { User } from '../db/schema.ts'
+import type { Kysely } from 'kysely'
+import type { Database, User } from '../db/schema.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
 
@@ -84,11 +85,12 @@ export async function startSession(
   request: FastifyRequest,
   user: User,
   rememberMe: boolean,
+  db: Kysely<Database> = request.server.db,
 ): Promise<void> {
   const app = request.server
   const token = randomToken(32)
   const now = Date.now()
-  await repo.insertSession(app.db, {
+  await repo.insertSession(db, {
     id: sha256(token),
     user_id: user.id,
     remember_me: rememberMe ? 1 : 0,

@@ -48,31 +48,37 @@ export async function signIn(
   const valid = await verifyPassword(user.password_hash, input.password)
   const now = Date.now()
   const locked = user.locked_until !== null && user.locked_until > now
+  // One transaction per outcome: one commit (one fsync on SQLite) per sign-in attempt.
   if (valid && !locked && user.enabled === 1) {
-    await repo.updateUser(db, user.id, { failed_login_count: 0, locked_until: null, last_login_at: now, last_login_attempt_at: now })
-    await startSession(request, user, input.rememberMe)
-    await audit(db, request, { action: 'auth.sign_in', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { remember_me: input.rememberMe } })
+    await db.transaction().execute(async (trx) => {
+      await repo.updateUser(trx, user.id, { failed_login_count: 0, locked_until: null, last_login_at: now, last_login_attempt_at: now })
+      await startSession(request, user, input.rememberMe, trx)
+      await audit(trx, request, { action: 'auth.sign_in', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { remember_me: input.rememberMe } })
+    })
     return { ...user, last_login_at: now }
   }
   const reason = user.enabled !== 1 ? 'disabled' : locked ? 'locked' : 'wrong password'
-  const updated = await db
-    .updateTable('users')
-    .set((eb) => ({
-      failed_login_total: eb('failed_login_total', '+', 1),
-      // Only wrong passwords count toward the lock: a locked user's right password doesn't extend it.
-      failed_login_count: valid ? eb.ref('failed_login_count') : eb('failed_login_count', '+', 1),
-      last_failed_login_at: now,
-      last_login_attempt_at: now,
-    }))
-    .where('id', '=', user.id)
-    .returning(['failed_login_count'])
-    .executeTakeFirstOrThrow()
-  await audit(db, request, { action: 'auth.sign_in', outcome: 'failure', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { reason } })
-  const minutes = valid ? 0 : lockMinutes(updated.failed_login_count)
-  if (minutes > 0) {
-    await repo.updateUser(db, user.id, { locked_until: now + minutes * 60_000 })
-    await audit(db, request, { action: 'auth.lockout', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { minutes, failures: updated.failed_login_count } })
-  }
+  const target = { type: 'user', id: user.uuid, name: user.username }
+  await db.transaction().execute(async (trx) => {
+    const updated = await trx
+      .updateTable('users')
+      .set((eb) => ({
+        failed_login_total: eb('failed_login_total', '+', 1),
+        // Only wrong passwords count toward the lock: a locked user's right password doesn't extend it.
+        failed_login_count: valid ? eb.ref('failed_login_count') : eb('failed_login_count', '+', 1),
+        last_failed_login_at: now,
+        last_login_attempt_at: now,
+      }))
+      .where('id', '=', user.id)
+      .returning(['failed_login_count'])
+      .executeTakeFirstOrThrow()
+    await audit(trx, request, { action: 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason } })
+    const minutes = valid ? 0 : lockMinutes(updated.failed_login_count)
+    if (minutes > 0) {
+      await repo.updateUser(trx, user.id, { locked_until: now + minutes * 60_000 })
+      await audit(trx, request, { action: 'auth.lockout', actor: user, target, fields: { minutes, failures: updated.failed_login_count } })
+    }
+  })
   return null
 }
 
