@@ -31,3 +31,39 @@ document.addEventListener('htmx:configRequest', (event) => {
   const token = document.querySelector('meta[name="csrf-token"]')?.content
   if (token) event.detail.headers['X-CSRF-Token'] = token
 })
+
+// Copy buttons only make sense with JavaScript: show them.
+function enhance(root) {
+  for (const b of root.querySelectorAll('[data-copy-target][hidden]')) b.hidden = false
+}
+document.addEventListener('DOMContentLoaded', () => enhance(document))
+document.addEventListener('htmx:afterSettle', (event) => {
+  enhance(event.target)
+  // A finished plane action shows its message in the flash region and closes the plane.
+  const done = document.querySelector('#plane [data-plane-done]')
+  if (done) {
+    document.getElementById('flash-region').replaceChildren(done)
+    document.getElementById('plane').replaceChildren()
+  }
+  const plane = document.querySelector('#plane .plane')
+  if (plane && event.target.id === 'plane') plane.querySelector('input, textarea, select, button')?.focus()
+})
+
+document.addEventListener('click', (event) => {
+  const close = event.target.closest('[data-close-plane]')
+  if (close && close.closest('#plane')) {
+    event.preventDefault()
+    document.getElementById('plane').replaceChildren()
+  }
+})
+
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && document.querySelector('#plane .plane')) document.getElementById('plane').replaceChildren()
+})
+
+// "Select all on this page" for the row check boxes.
+document.addEventListener('change', (event) => {
+  const all = event.target.closest('[data-select-all]')
+  if (!all) return
+  for (const box of all.closest('form').querySelectorAll('input.select-row')) box.checked = all.checked
+})

@@ -93,6 +93,70 @@ export interface ApiKeysTable {
   last_used_at: number | null
 }
 
+export interface LogosTable {
+  id: Generated<number>
+  uuid: string
+  name: string
+  filename: string
+  png: Buffer
+  width: number
+  height: number
+  created_by: number | null
+  created_at: number
+  updated_at: number
+}
+
+export interface AccountsTable {
+  id: Generated<number>
+  uuid: string
+  container_name: string
+  custom_name: string | null
+  site_id: string | null
+  region: string | null
+  /** Comma-separated licensed app codes: vm, was, cs. */
+  licensed_apps: string
+  licensed_assets: number
+  licensed_assets_limit: number
+  license_utilization: number
+  license_expiration_date: number | null
+  logo_id: number | null
+  notes: string
+  lms_customer_id: string | null
+  sso_username: string | null
+  /** JSON array of domain names. */
+  domains: string
+  instance_url: string | null
+  contact_email: string | null
+  search_text: string
+  created_by: number | null
+  created_at: number
+  modified_at: number
+}
+
+export interface UserAccountsTable {
+  user_id: number
+  account_id: number
+  created_at: number
+}
+
+export interface AccountNameHistoryTable {
+  uuid: string
+  account_id: number
+  user_id: number | null
+  user_name: string
+  old_value: string | null
+  new_value: string | null
+  created_at: number
+}
+
+export interface SavedSearchesTable {
+  uuid: string
+  user_id: number
+  name: string
+  query: string
+  created_at: number
+}
+
 export interface Database {
   users: UsersTable
   approved_domains: ApprovedDomainsTable
@@ -102,7 +166,16 @@ export interface Database {
   outbox: OutboxTable
   settings: SettingsTable
   api_keys: ApiKeysTable
+  logos: LogosTable
+  accounts: AccountsTable
+  user_accounts: UserAccountsTable
+  account_name_history: AccountNameHistoryTable
+  saved_searches: SavedSearchesTable
 }
+
+export type Account = Selectable<AccountsTable>
+export type NewAccount = Insertable<AccountsTable>
+export type Logo = Selectable<LogosTable>
 
 export type User = Selectable<UsersTable>
 export type NewUser = Insertable<UsersTable>

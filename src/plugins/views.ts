@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify'
 import { ADMINISTRATOR, roleLabel } from '../lib/roles.ts'
 import { isHtmx, takeFlash } from './session.ts'
 import { resourceLinks } from '../areas/resources/links.ts'
+import * as fmt from '../lib/format.ts'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -42,6 +43,7 @@ export default fp(async (app) => {
       path: request.url.split('?')[0],
       resourceLinks,
       productName: 'MSSP Portal',
+      fmt,
     }
     const html = await this.viewAsync(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
     return this.type('text/html; charset=utf-8').send(html)

@@ -1,10 +1,122 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { ValidationError } from '../../lib/errors.ts'
+import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { LICENSED_APPS, LICENSED_APP_CODES, appLabel, parseApps } from './licensed-apps.ts'
+import * as repo from './repository.ts'
+import * as service from './service.ts'
+import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
 
-// The Accounts page: the default page after sign-in. The accounts issue fills the table.
+export const listQuerySchema = z.object({
+  q: z.string().max(200).catch(''),
+  sort: z.enum(repo.SORTABLE).catch('container_name'),
+  dir: z.enum(['asc', 'desc']).catch('asc'),
+  page: z.coerce.number().int().min(1).max(1_000_000).catch(1),
+  app: z.enum(LICENSED_APP_CODES as [string, ...string[]]).optional().catch(undefined),
+  region: z.string().max(50).optional().catch(undefined),
+  expires: z.enum(['expired', '30', '90']).optional().catch(undefined),
+})
+export type ListQuery = z.infer<typeof listQuerySchema>
+
+/** The page's search box and filters as a repository query (the export uses it too). */
+export function toAccountQuery(q: ListQuery): repo.AccountQuery {
+  const filters: repo.Filter[] = []
+  if (q.app) filters.push({ field: 'licensed_apps', op: 'eq', value: q.app })
+  if (q.region) filters.push({ field: 'region', op: 'eq', value: q.region })
+  if (q.expires === 'expired') filters.push({ field: 'days_to_expiration', op: 'lt', value: '0' })
+  else if (q.expires) filters.push({ field: 'days_to_expiration', op: 'lte', value: q.expires })
+  return { text: q.q, filters, filterType: 'and', sort: q.sort, dir: q.dir }
+}
+
+function stateParams(q: ListQuery) {
+  return { q: q.q, sort: q.sort === 'container_name' ? undefined : q.sort, dir: q.dir === 'asc' ? undefined : q.dir, app: q.app, region: q.region, expires: q.expires }
+}
+
+function selectedUuids(body: unknown): string[] {
+  const raw = (body as Record<string, unknown> | undefined)?.account
+  const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]
+  return list.filter((v): v is string => typeof v === 'string' && z.uuid().safeParse(v).success)
+}
+
 const routes: FastifyPluginAsync = async (app) => {
-  app.get('/accounts', { config: { access: 'user' } }, async (_request, reply) =>
-    reply.render('accounts/index', { title: 'Accounts', accounts: [] }, { fragment: 'accounts/_table' }),
-  )
+  async function listData(request: FastifyRequest, q: ListQuery) {
+    const viewer = request.auth!.user
+    const query = toAccountQuery(q)
+    const total = await repo.countAccounts(app.db, app.dialect, viewer, query)
+    const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
+    const page = Math.min(q.page, pages)
+    const accounts = await repo.findAccounts(app.db, app.dialect, viewer, { ...query, limit: service.PAGE_SIZE, offset: (page - 1) * service.PAGE_SIZE })
+    return { accounts, total, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE }
+  }
+
+  app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {
+    const q = listQuerySchema.parse(request.query ?? {})
+    const data = await listData(request, q)
+    const regions = isHtmx(request) ? [] : await repo.distinctRegions(app.db)
+    return reply.render('accounts/index', { title: 'Accounts', ...data, regions }, { fragment: 'accounts/_results' })
+  })
+
+  // Account Details for Support Ticket (Administrator)
+  app.get('/accounts/:uuid/details', { config: { access: 'administrator' } }, async (request, reply) => {
+    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const assignedUsers = await repo.assignedUserCount(app.db, account.id)
+    return reply.render('accounts/details', { title: 'Account Details for Support Ticket', account, assignedUsers, appLabel, parseApps }, { fragment: 'accounts/_details' })
+  })
+
+  async function renderEdit(request: FastifyRequest, reply: FastifyReply, account: Awaited<ReturnType<typeof service.requireVisibleAccount>>, extra: Record<string, unknown> = {}, status?: number) {
+    const history = await repo.nameHistory(app.db, account.id)
+    return reply.render('accounts/edit', { title: 'Edit Account', account, history, values: { custom_name: account.custom_name ?? '', notes: account.notes }, ...extra }, { fragment: 'accounts/_edit', status })
+  }
+
+  app.get('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
+    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    return renderEdit(request, reply, account)
+  })
+
+  app.post('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
+    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const input = { custom_name: body.custom_name ?? '', notes: body.notes ?? '' }
+    try {
+      await service.editAccount(request, account, input)
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      return renderEdit(request, reply, account, { errors: err.fieldErrors, alert: err.message, values: input }, 422)
+    }
+    if (isHtmx(request)) {
+      const updated = await service.requireVisibleAccount(request, account.uuid)
+      reply.header('HX-Trigger', 'accounts-changed')
+      return renderEdit(request, reply, updated, { saved: 'Account changes saved successfully.' })
+    }
+    await flash(request, 'Account changes saved successfully.')
+    return redirect(request, reply, '/accounts')
+  })
+
+  // Assign Logo to Accounts (Administrator): the ☆ button of the Selected bar.
+  app.get('/accounts/assign-logo', { config: { access: 'administrator' } }, async (request, reply) => {
+    const uuids = selectedUuids(request.query)
+    const logos = await listLogoChoices(app.db)
+    return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', uuids, logos }, { fragment: 'accounts/_assign-logo' })
+  })
+
+  app.post('/accounts/assign-logo', { config: { access: 'administrator' } }, async (request, reply) => {
+    const uuids = selectedUuids(request.body)
+    const logoUuid = String((request.body as Record<string, unknown>)?.logo ?? '')
+    const logos = await listLogoChoices(app.db)
+    const logo = logoUuid ? await findLogoByUuid(app.db, logoUuid) : null
+    const problem = uuids.length === 0 ? 'Select at least one account.' : logoUuid && !logo ? 'Select a logo from the list.' : null
+    if (problem) {
+      return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', uuids, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
+    }
+    await service.assignLogo(request, uuids, logo?.id ?? null, logo?.name ?? null)
+    const message = 'Logo assigned to all selected accounts'
+    if (isHtmx(request)) {
+      reply.header('HX-Trigger', 'accounts-changed')
+      return reply.render('partials/plane-done', { message })
+    }
+    await flash(request, message)
+    return redirect(request, reply, '/accounts')
+  })
 }
 
 export default routes
