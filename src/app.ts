@@ -17,6 +17,11 @@ import api, { registerApiRoutes } from './plugins/api.ts'
 import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
+import accountsApiRoutes from './areas/accounts/api-routes.ts'
+import accountsTransferRoutes from './areas/accounts/transfer-routes.ts'
+import logosRoutes from './areas/logos/routes.ts'
+import logosApiRoutes from './areas/logos/api-routes.ts'
+import multipart from '@fastify/multipart'
 import resourcesRoutes from './areas/resources/routes.ts'
 import healthRoutes from './areas/health/routes.ts'
 import './types.ts'
@@ -69,6 +74,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(authorization)
   await app.register(formbody)
+  // Uploads are small PNG logos: one file, size-limited before anything is decoded.
+  await app.register(multipart, { attachFieldsToBody: true, limits: { fileSize: 256 * 1024, files: 1, fields: 20, parts: 21 } })
   await app.register(session)
   await app.register(security)
   await app.register(views)
@@ -80,7 +87,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(healthRoutes)
   await app.register(authRoutes)
   await app.register(accountsRoutes)
+  await app.register(accountsTransferRoutes)
+  await app.register(logosRoutes)
   await app.register(resourcesRoutes)
   await registerApiRoutes(app, apiSessionRoutes)
+  await registerApiRoutes(app, accountsApiRoutes)
+  await registerApiRoutes(app, logosApiRoutes)
   return app
 }

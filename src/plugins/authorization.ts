@@ -11,7 +11,10 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
   if (typeof header === 'string') return header
   const body = request.body as Record<string, unknown> | undefined
   const field = body && typeof body === 'object' ? body._csrf : undefined
-  return typeof field === 'string' ? field : undefined
+  if (typeof field === 'string') return field
+  // Multipart forms: @fastify/multipart attaches fields as { value }.
+  const value = (field as { value?: unknown } | undefined)?.value
+  return typeof value === 'string' ? value : undefined
 }
 
 /** The one gate every route passes: who may call it, then CSRF for unsafe browser requests. */
