@@ -10,6 +10,7 @@ import { hashPassword } from '../src/lib/passwords.ts'
 import { ADMINISTRATOR } from '../src/lib/roles.ts'
 import { randomToken, uuid } from '../src/lib/tokens.ts'
 import { approveDomain, insertUser } from '../src/areas/auth/repository.ts'
+import { insertAccount, replaceAssignments } from '../src/areas/accounts/repository.ts'
 
 const TEST_SESSION_KEY = 'a1'.repeat(32)
 
@@ -148,4 +149,37 @@ export class Client {
 /** The latest message in the outbox for a recipient. */
 export async function lastMessageTo(app: FastifyInstance, recipient: string) {
   return app.db.selectFrom('outbox').selectAll().where('recipient', '=', recipient).orderBy('created_at', 'desc').executeTakeFirst()
+}
+
+let accountCounter = 0
+/** Creates a customer account directly (the accounts area's repository). */
+export async function createAccount(app: FastifyInstance, overrides: Partial<Parameters<typeof insertAccount>[1]> = {}) {
+  accountCounter += 1
+  const now = Date.now()
+  return insertAccount(app.db, {
+    uuid: uuid(),
+    container_name: `Customer ${accountCounter}`,
+    custom_name: null,
+    site_id: `SITE-${accountCounter}`,
+    region: 'US',
+    licensed_apps: 'vm',
+    licensed_assets: 10,
+    licensed_assets_limit: 100,
+    license_expiration_date: now + 100 * 86_400_000,
+    logo_id: null,
+    notes: '',
+    lms_customer_id: null,
+    sso_username: null,
+    domains: '[]',
+    instance_url: null,
+    contact_email: null,
+    created_by: null,
+    created_at: now,
+    modified_at: now,
+    ...overrides,
+  })
+}
+
+export async function assign(app: FastifyInstance, userId: number, accountIds: number[]): Promise<void> {
+  await replaceAssignments(app.db, userId, accountIds, Date.now())
 }
