@@ -153,7 +153,13 @@ export async function startPortal(t: Tap, env: Record<string, string> = {}): Pro
     throw new Error(`the portal did not start at ${baseUrl}. Its output:\n${output}`)
   }
   const running = child
+  // Should the test process end without its teardown (a tap timeout), take the portal along.
+  const killOnExit = () => {
+    if (running.exitCode === null && running.signalCode === null) running.kill('SIGKILL')
+  }
+  process.once('exit', killOnExit)
   t.teardown(async () => {
+    process.off('exit', killOnExit)
     if (running.exitCode === null && running.signalCode === null) {
       const exited = new Promise((resolve) => running.once('exit', resolve))
       running.kill('SIGTERM')
