@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/index.ts'
 import { migrateToLatest } from '../src/db/migrations.ts'
 import { createAdministrator } from '../src/areas/auth/service.ts'
+import { seedAccounts } from './seed.ts'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const PASSWORD = 'Bench-Password-42!x'
@@ -25,7 +26,7 @@ function run(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => autocannon({ duration: DURATION, connections: 10, ...opts }, (err, res) => (err ? reject(err) : resolve(res))))
 }
 
-async function signIn(base: string): Promise<{ cookie: string; csrf: string; anonCookie: string }> {
+async function signIn(base: string, username = 'bench@bench.example'): Promise<{ cookie: string; csrf: string; anonCookie: string }> {
   const login = await fetch(`${base}/login`)
   const anonCookie = login.headers.get('set-cookie')!.split(';')[0]!
   const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!
@@ -33,7 +34,7 @@ async function signIn(base: string): Promise<{ cookie: string; csrf: string; ano
     method: 'POST',
     redirect: 'manual',
     headers: { cookie: anonCookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ _csrf: csrf, username: 'bench@bench.example', password: PASSWORD }),
+    body: new URLSearchParams({ _csrf: csrf, username, password: PASSWORD }),
   })
   if (res.status !== 303) throw new Error(`sign-in failed: ${res.status}`)
   return { cookie: res.headers.get('set-cookie')!.split(';')[0]!, csrf, anonCookie }
@@ -45,14 +46,23 @@ export function printRows(title: string, rows: Row[]): void {
   for (const r of rows) console.log(`  ${r.name.padEnd(52)} ${r.rps.toFixed(0).padStart(7)} req/s   p99 ${String(r.p99).padStart(4)} ms${r.note ? `   ${r.note}` : ''}`)
 }
 
-async function main() {
+async function prepareDataDir(accounts: number): Promise<string> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-bench-'))
-  const config = loadConfig({ DATA_DIR: dataDir })
   const { db } = openDatabase({ dataDir })
   await migrateToLatest(db)
   await createAdministrator(db, { username: 'bench@bench.example', name: 'Bench', email: null, password: PASSWORD })
   await db.destroy()
-  void config
+  if (accounts) seedAccounts(path.join(dataDir, 'portal.sqlite'), accounts)
+  return dataDir
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+async function foundation() {
+  const dataDir = await prepareDataDir(0)
 
   const portal = await start(['portal', dataDir, '39181'])
   const bare = await start(['bare', '39182'])
@@ -84,4 +94,58 @@ async function main() {
   }
 }
 
-await main()
+async function accounts() {
+  const N = Number(process.env.BENCH_ACCOUNTS ?? 100_000)
+  const seeded = Date.now()
+  const dataDir = await prepareDataDir(N)
+  console.log(`\n(seeded ${N.toLocaleString('en-US')} accounts in ${((Date.now() - seeded) / 1000).toFixed(1)} s)`)
+  const portal = await start(['portal', dataDir, '39183'])
+  const minimal = await start(['minimal', path.join(dataDir, 'portal.sqlite'), '39184'])
+  const base = 'http://127.0.0.1:39183'
+  try {
+    const { cookie } = await signIn(base)
+    const rows: Row[] = []
+    for (const [label, query] of [['first page', ''], ['search "logist"', '?q=logist']] as const) {
+      const min = await run({ url: `http://127.0.0.1:39184/accounts${query}` })
+      const page = await run({ url: `${base}/accounts${query}`, headers: { cookie } })
+      if (page.non2xx || min.non2xx) throw new Error(`non-2xx answers for ${label}`)
+      rows.push({ name: `minimal page (Fastify + SQLite + Eta), ${label}`, rps: min.requests.average, p99: min.latency.p99 })
+      rows.push({ name: `signed-in Accounts page, ${label}`, rps: page.requests.average, p99: page.latency.p99, note: `${(page.requests.average / min.requests.average).toFixed(2)}x of minimal (target >= 0.8)` })
+    }
+    printRows(`Accounts (SQLite, ${N.toLocaleString('en-US')} accounts)`, rows)
+
+    // Wildcard searches as a user types them: sequential, each timed, p95 over all.
+    const terms = ['acme', 'blu', 'cedar heal', 'logistics', 'managed', 'eu-0001', 'ticket 17', 'container', 'zeph', 'orchid bio', 'web app', 'xenon', 'harbor ins', 'quarry', 'us-00042']
+    for (const term of terms) await fetch(`${base}/accounts?q=${encodeURIComponent(term)}`, { headers: { cookie, 'hx-request': 'true' } }).then((r) => r.text())
+    const times: number[] = []
+    for (let i = 0; i < 300; i++) {
+      const term = terms[i % terms.length]!
+      const t0 = performance.now()
+      const res = await fetch(`${base}/accounts?q=${encodeURIComponent(term)}`, { headers: { cookie, 'hx-request': 'true' } })
+      await res.text()
+      times.push(performance.now() - t0)
+    }
+    console.log(`  wildcard search (Accounts fragment, 300 searches, ${terms.length} terms): p50 ${percentile(times, 50).toFixed(1)} ms, p95 ${percentile(times, 95).toFixed(1)} ms (target <= 10 ms)`)
+
+    // CSV export of every account, streamed.
+    const t0 = performance.now()
+    const res = await fetch(`${base}/accounts/export.csv`, { headers: { cookie } })
+    let bytes = 0
+    let lines = 0
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.byteLength
+      for (const b of chunk) if (b === 10) lines++
+    }
+    const seconds = (performance.now() - t0) / 1000
+    if (res.status !== 200) console.log(`  CSV export: answered ${res.status}`)
+    else console.log(`  CSV export of all accounts: ${lines.toLocaleString('en-US')} lines, ${(bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s (target < 2 s)`)
+  } finally {
+    portal.kill()
+    minimal.kill()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+const only = process.argv[2]
+if (!only || only === 'foundation') await foundation()
+if (!only || only === 'accounts') await accounts()

@@ -32,6 +32,8 @@ export interface AccountQuery {
   dir?: 'asc' | 'desc'
   limit?: number
   offset?: number
+  /** Set when the match count is large: page through the sort index instead of sorting all matches. */
+  preferSortIndex?: boolean
 }
 
 /** The lower-cased text the trigram index serves: every field the Search box matches. */
@@ -50,20 +52,35 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 
-function visibleTo(eb: Eb, viewer: Viewer): Expression<SqlBool> {
-  if (viewer.role === ADMINISTRATOR) return eb.lit(true)
+function visibleTo(eb: Eb, viewer: Viewer): Expression<SqlBool> | null {
+  if (viewer.role === ADMINISTRATOR) return null
   return eb('accounts.id', 'in', eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id))
 }
 
-function textCondition(eb: Eb, dialect: Dialect, word: string): Expression<SqlBool> {
-  const lower = word.toLowerCase()
-  // SQLite: the FTS5 trigram table answers substrings of 3+ characters; shorter ones scan.
-  if (dialect === 'sqlite' && [...lower].length >= 3) {
-    const phrase = `"${lower.replace(/"/g, '""')}"`
-    return sql<SqlBool>`accounts.id in (select rowid from accounts_fts where accounts_fts match ${phrase})`
+/** Words of the Search box: those of 3+ characters when there are any (the trigram index needs 3). */
+function searchWords(text: string | undefined): { long: string[]; short: string[] } {
+  const words = (text ?? '').trim().toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8)
+  const long = words.filter((w) => [...w].length >= 3)
+  return { long, short: long.length ? [] : words }
+}
+
+function likeWord(word: string): Expression<SqlBool> {
+  return sql<SqlBool>`accounts.search_text like ${`%${escapeLike(word)}%`} escape '\\'`
+}
+
+function textConditions(dialect: Dialect, text: string | undefined, preferSortIndex: boolean): Expression<SqlBool>[] {
+  const { long, short } = searchWords(text)
+  const conditions = short.map(likeWord)
+  if (long.length && dialect === 'sqlite') {
+    // One FTS5 trigram query for every word. With many matches, `+` keeps SQLite from
+    // driving the query by the match set, so it walks the sort index and stops after a page.
+    const phrase = long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
+    conditions.push(sql<SqlBool>`${sql.raw(preferSortIndex ? '+' : '')}accounts.id in (select rowid from accounts_fts where accounts_fts match ${phrase})`)
+  } else {
+    // PostgreSQL: LIKE on the lower-cased column uses the pg_trgm GIN index.
+    conditions.push(...long.map(likeWord))
   }
-  // PostgreSQL: LIKE on the lower-cased column uses the pg_trgm GIN index.
-  return sql<SqlBool>`accounts.search_text like ${`%${escapeLike(lower)}%`} escape '\\'`
+  return conditions
 }
 
 const DAY = 86_400_000
@@ -98,14 +115,20 @@ function filterCondition(eb: Eb, f: Filter): Expression<SqlBool> {
   throw new Error(`unsupported filter ${f.field}:${f.op}`)
 }
 
+/** The query's conditions; an Administrator's unfiltered list has none (so count(*) stays a fast path). */
 function whereQuery(eb: Eb, dialect: Dialect, viewer: Viewer, q: AccountQuery): Expression<SqlBool> {
-  const conditions: Expression<SqlBool>[] = [visibleTo(eb, viewer)]
-  for (const word of (q.text ?? '').trim().split(/\s+/).filter(Boolean).slice(0, 8)) conditions.push(textCondition(eb, dialect, word))
+  const visible = visibleTo(eb, viewer)
+  const conditions: Expression<SqlBool>[] = visible ? [visible] : []
+  conditions.push(...textConditions(dialect, q.text, q.preferSortIndex ?? false))
   if (q.filters?.length) {
     const parts = q.filters.map((f) => filterCondition(eb, f))
     conditions.push(q.filterType === 'or' ? eb.or(parts) : eb.and(parts))
   }
-  return eb.and(conditions)
+  return conditions.length === 1 ? conditions[0]! : eb.and(conditions)
+}
+
+function hasConditions(viewer: Viewer, q: AccountQuery): boolean {
+  return viewer.role !== ADMINISTRATOR || Boolean(q.text?.trim()) || Boolean(q.filters?.length)
 }
 
 export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery) {
@@ -116,7 +139,7 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
     .leftJoin('logos', 'logos.id', 'accounts.logo_id')
     .selectAll('accounts')
     .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
-    .where((eb) => whereQuery(eb, dialect, viewer, q))
+    .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
     .orderBy(`accounts.${sort}`, dir)
     .orderBy('accounts.id', dir)
   if (q.limit !== undefined) query = query.limit(q.limit).offset(q.offset ?? 0)
@@ -125,10 +148,17 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
 export type AccountRow = Awaited<ReturnType<typeof findAccounts>>[number]
 
 export async function countAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery): Promise<number> {
+  const words = searchWords(q.text)
+  if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length && !words.short.length) {
+    // Only the text: the trigram index counts its matches without touching the table.
+    const phrase = words.long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
+    const { rows } = await sql<{ n: number }>`select count(*) as n from accounts_fts where accounts_fts match ${phrase}`.execute(db)
+    return Number(rows[0]!.n)
+  }
   const row = await db
     .selectFrom('accounts')
     .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where((eb) => whereQuery(eb, dialect, viewer, q))
+    .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
     .executeTakeFirstOrThrow()
   return Number(row.n)
 }
@@ -142,7 +172,8 @@ export async function* iterateAccounts(db: Db, dialect: Dialect, viewer: Viewer,
       .leftJoin('logos', 'logos.id', 'accounts.logo_id')
       .selectAll('accounts')
       .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
-      .where((eb) => eb.and([whereQuery(eb, dialect, viewer, q), eb('accounts.id', '>', afterId)]))
+      .where('accounts.id', '>', afterId)
+      .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
       .orderBy('accounts.id')
       .limit(batch)
       .execute()
@@ -159,7 +190,7 @@ export function findVisibleAccount(db: Db, viewer: Viewer, uuid: string) {
     .selectAll('accounts')
     .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
     .where('accounts.uuid', '=', uuid)
-    .where((eb) => visibleTo(eb, viewer))
+    .$if(viewer.role !== ADMINISTRATOR, (qb) => qb.where((eb) => visibleTo(eb, viewer)!))
     .executeTakeFirst()
 }
 
@@ -173,7 +204,7 @@ export async function findVisibleAccountIds(db: Db, viewer: Viewer, uuids: strin
         .selectFrom('accounts')
         .select(['accounts.id', 'accounts.uuid'])
         .where('accounts.uuid', 'in', uuids.slice(i, i + 500))
-        .where((eb) => visibleTo(eb, viewer))
+        .$if(viewer.role !== ADMINISTRATOR, (qb) => qb.where((eb) => visibleTo(eb, viewer)!))
         .execute()),
     )
   }
@@ -247,6 +278,106 @@ export async function setLogoForAccounts(db: Db, accountIds: number[], logoId: n
   return updated
 }
 
-export function distinctRegions(db: Db): Promise<Array<{ region: string | null }>> {
-  return db.selectFrom('accounts').select('region').distinct().where('region', 'is not', null).orderBy('region').limit(200).execute()
+// The Region filter's choices: a scan at 100,000 accounts, so kept for a short while.
+let regionsCache: { at: number; db: Db; regions: Array<{ region: string | null }> } | undefined
+export async function distinctRegions(db: Db): Promise<Array<{ region: string | null }>> {
+  if (regionsCache && regionsCache.db === db && Date.now() - regionsCache.at < 30_000) return regionsCache.regions
+  const regions = await db.selectFrom('accounts').select('region').distinct().where('region', 'is not', null).orderBy('region').limit(200).execute()
+  regionsCache = { at: Date.now(), db, regions }
+  return regions
+}
+
+// --- API and CSV ---
+
+/** The API's query: AccountQuery plus a group of which at least one must hold (a wildcard over chosen fields). */
+export interface ApiAccountQuery extends AccountQuery {
+  anyOf?: Filter[]
+}
+
+function apiWhere(eb: Eb, dialect: Dialect, viewer: Viewer, q: ApiAccountQuery): Expression<SqlBool> {
+  const base = whereQuery(eb, dialect, viewer, q)
+  return q.anyOf?.length ? eb.and([base, eb.or(q.anyOf.map((f) => filterCondition(eb, f)))]) : base
+}
+
+/**
+ * Streams matching accounts in id (creation) order, skipping `offset` and stopping after
+ * `limit`, one batch per query (keyset pagination after the first batch): never all rows in memory.
+ */
+export async function* iterateApiAccounts(
+  db: Db,
+  dialect: Dialect,
+  viewer: Viewer,
+  q: ApiAccountQuery,
+  page: { offset?: number; limit?: number; batch?: number } = {},
+): AsyncGenerator<AccountRow> {
+  const batch = page.batch ?? 1000
+  let remaining = page.limit ?? Number.POSITIVE_INFINITY
+  let afterId: number | null = null
+  while (remaining > 0) {
+    const size = Math.min(batch, remaining)
+    const after: number | null = afterId
+    let query = db
+      .selectFrom('accounts')
+      .leftJoin('logos', 'logos.id', 'accounts.logo_id')
+      .selectAll('accounts')
+      .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+      .where((eb): Expression<SqlBool> => (after === null ? apiWhere(eb, dialect, viewer, q) : eb.and([apiWhere(eb, dialect, viewer, q), eb('accounts.id', '>', after)])))
+      .orderBy('accounts.id')
+      .limit(size)
+    if (after === null && page.offset) query = query.offset(page.offset)
+    const rows: AccountRow[] = await query.execute()
+    yield* rows
+    remaining -= rows.length
+    if (rows.length < size) return
+    afterId = rows.at(-1)!.id
+  }
+}
+
+/** Inserts many accounts with a few multi-row statements (use inside a transaction). */
+export async function insertAccounts(db: Db, accounts: Array<Omit<NewAccount, 'search_text' | 'license_utilization'>>, chunk = 100): Promise<number> {
+  let inserted = 0
+  for (let i = 0; i < accounts.length; i += chunk) {
+    const values = accounts.slice(i, i + chunk).map((account) => {
+      const full = {
+        ...account,
+        custom_name: account.custom_name ?? null,
+        site_id: account.site_id ?? null,
+        licensed_apps: account.licensed_apps ?? '',
+        notes: account.notes ?? '',
+        licensed_assets: account.licensed_assets ?? 0,
+        licensed_assets_limit: account.licensed_assets_limit ?? 0,
+      }
+      return { ...full, license_utilization: utilizationOf(full.licensed_assets, full.licensed_assets_limit), search_text: searchTextOf(full) }
+    })
+    await db.insertInto('accounts').values(values).execute()
+    inserted += values.length
+  }
+  return inserted
+}
+
+/** A user as the assignment endpoints need them (id, role), by uuid. */
+export function findUserRefByUuid(db: Db, userUuid: string) {
+  return db.selectFrom('users').select(['id', 'uuid', 'username', 'role']).where('uuid', '=', userUuid).executeTakeFirst()
+}
+
+/** Accounts by uuid regardless of visibility (Administrators' writes), in chunks. */
+export async function findAccountIdsByUuid(db: Db, uuids: string[]): Promise<Array<{ id: number; uuid: string }>> {
+  return findVisibleAccountIds(db, { id: 0, role: ADMINISTRATOR }, uuids)
+}
+
+/** Whether an audit event with this action and target exists since `since` (the created_at index narrows it). */
+export async function auditEventExists(db: Db, action: string, targetId: string, since: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('audit_events')
+    .select('id')
+    .where('created_at', '>=', since)
+    .where('action', '=', action)
+    .where('target_id', '=', targetId)
+    .executeTakeFirst()
+  return Boolean(row)
+}
+
+/** PostgreSQL: holds a row lock on the user until the transaction ends (serialises their imports). SQLite's writer lock does this already. */
+export async function lockUserRow(db: Db, dialect: Dialect, userId: number): Promise<void> {
+  if (dialect === 'postgres') await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute()
 }

@@ -45,7 +45,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const total = await repo.countAccounts(app.db, app.dialect, viewer, query)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
     const page = Math.min(q.page, pages)
-    const accounts = await repo.findAccounts(app.db, app.dialect, viewer, { ...query, limit: service.PAGE_SIZE, offset: (page - 1) * service.PAGE_SIZE })
+    const accounts = await repo.findAccounts(app.db, app.dialect, viewer, { ...query, limit: service.PAGE_SIZE, offset: (page - 1) * service.PAGE_SIZE, preferSortIndex: total >= service.SORT_INDEX_THRESHOLD })
     return { accounts, total, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE }
   }
 

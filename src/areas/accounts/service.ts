@@ -8,6 +8,8 @@ import { LICENSED_APP_CODES, formatApps, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
 
 export const PAGE_SIZE = 50
+/** From this many matches, paging walks the sort index (see repository textConditions). */
+export const SORT_INDEX_THRESHOLD = 1000
 
 /** Throws 404 unless the account exists and the user may see it (the same answer either way). */
 export async function requireVisibleAccount(request: FastifyRequest, accountUuid: string) {
@@ -147,3 +149,123 @@ export function toApiAccount(a: repo.AccountRow | (Account & { logo_uuid: string
 }
 
 export type ViewerUser = Pick<User, 'id' | 'role'>
+
+// --- API and CSV ---
+// (Imports are hoisted; these sit here so that the code above stays untouched.)
+import { ConflictError } from '../../lib/errors.ts'
+import { ADMINISTRATOR } from '../../lib/roles.ts'
+
+/** A schema's inner type without its default, optional: absent keys stay absent (PATCH). */
+function optionalWithoutDefault(schema: z.ZodType): z.ZodType {
+  return (schema instanceof z.ZodDefault ? (schema.unwrap() as z.ZodType) : schema).optional()
+}
+
+/**
+ * PATCH input: any subset of accountInputSchema's fields; `custom_name` and `notes` follow
+ * the Edit Account form's rules (editSchema), and `custom_name: null` or "" clears it.
+ */
+export const accountPatchSchema = z.object({
+  ...(Object.fromEntries(
+    Object.entries(accountInputSchema.omit({ custom_name: true, notes: true }).shape).map(([key, schema]) => [key, optionalWithoutDefault(schema as z.ZodType)]),
+  ) as { [K in Exclude<keyof typeof accountInputSchema.shape, 'custom_name' | 'notes'>]: z.ZodOptional<(typeof accountInputSchema.shape)[K]> }),
+  custom_name: editSchema.shape.custom_name.nullable().optional(),
+  notes: editSchema.shape.notes.optional(),
+})
+export type AccountPatch = z.infer<typeof accountPatchSchema>
+
+const PATCH_COLUMNS = ['container_name', 'site_id', 'region', 'licensed_assets', 'licensed_assets_limit', 'license_expiration_date', 'lms_customer_id', 'sso_username', 'instance_url', 'contact_email'] as const
+
+/**
+ * Changes any of an account's fields in one transaction: a changed custom name is recorded
+ * in its history exactly as editAccount does, then one update and one audit event.
+ * Everything is validated before anything is written.
+ */
+export async function patchAccount(request: FastifyRequest, account: Account, input: unknown): Promise<Account> {
+  const parsed = accountPatchSchema.safeParse(input)
+  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
+  const p = parsed.data
+  const user = request.auth!.user
+  const changes: Partial<Omit<Account, 'id' | 'uuid' | 'search_text' | 'license_utilization'>> = {}
+  for (const key of PATCH_COLUMNS) if (p[key] !== undefined) (changes as Record<string, unknown>)[key] = p[key] ?? null
+  if (p.licensed_apps !== undefined) changes.licensed_apps = formatApps(p.licensed_apps)
+  if (p.domains !== undefined) changes.domains = JSON.stringify(p.domains)
+  if (p.custom_name !== undefined) changes.custom_name = p.custom_name || null
+  if (p.notes !== undefined) changes.notes = p.notes.replace(/\r\n/g, '\n')
+  const nameChanged = changes.custom_name !== undefined && changes.custom_name !== account.custom_name
+  const changed = Object.keys(changes).filter((k) => (changes as Record<string, unknown>)[k] !== (account as unknown as Record<string, unknown>)[k])
+  const now = Date.now()
+  return request.server.db.transaction().execute(async (trx) => {
+    if (nameChanged) {
+      await repo.insertNameHistory(trx, {
+        uuid: uuid(),
+        account_id: account.id,
+        user_id: user.id,
+        user_name: user.username,
+        old_value: account.custom_name,
+        new_value: changes.custom_name ?? null,
+        created_at: now,
+      })
+    }
+    const next = await repo.updateAccount(trx, account, { ...changes, modified_at: now })
+    await audit(trx, request, {
+      action: 'account.update',
+      target: { type: 'account', id: account.uuid, name: account.container_name },
+      fields: { changed: changed.join(','), custom_name_changed: nameChanged, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
+    })
+    return next
+  })
+}
+
+/**
+ * Replaces a non-administrator user's assigned accounts in one transaction (audited).
+ * Administrators see every account and have no assignments (409); unknown account uuids
+ * change nothing (404).
+ */
+export async function replaceUserAssignments(request: FastifyRequest, target: { id: number; uuid: string; username: string; role: number }, accountUuids: string[]): Promise<string[]> {
+  if (target.role === ADMINISTRATOR) throw new ConflictError('Administrators see every account and have no account assignments. Change the role first.')
+  const wanted = [...new Set(accountUuids.map((u) => u.toLowerCase()))]
+  return request.server.db.transaction().execute(async (trx) => {
+    const found = await repo.findAccountIdsByUuid(trx, wanted)
+    if (found.length !== wanted.length) {
+      const known = new Set(found.map((f) => f.uuid))
+      const missing = wanted.filter((u) => !known.has(u))
+      throw new NotFoundError(`${missing.length === 1 ? 'This account does' : `${missing.length} accounts do`} not exist: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`)
+    }
+    await repo.replaceAssignments(trx, target.id, found.map((f) => f.id), Date.now())
+    await audit(trx, request, { action: 'user.assign_accounts', target: { type: 'user', id: target.uuid, name: target.username }, fields: { accounts: found.length } })
+    return found.map((f) => f.uuid)
+  })
+}
+
+/** An accountInputSchema result as a row to insert. */
+export function toNewAccount(a: AccountInput, createdBy: number, now: number) {
+  return {
+    ...a,
+    uuid: uuid(),
+    licensed_apps: formatApps(a.licensed_apps),
+    license_expiration_date: a.license_expiration_date ?? null,
+    domains: JSON.stringify(a.domains),
+    logo_id: null,
+    created_by: createdBy,
+    created_at: now,
+    modified_at: now,
+  }
+}
+
+/**
+ * Writes validated import rows all-or-nothing in one transaction with one audit event
+ * whose target is the import's id: a confirmation replayed (a double click, a resubmitted
+ * form) finds that event and is refused with 409.
+ */
+export async function importAccounts(request: FastifyRequest, rows: AccountInput[], importId: string, issuedAt: number): Promise<number> {
+  const { db, dialect } = request.server
+  const user = request.auth!.user
+  const now = Date.now()
+  return db.transaction().execute(async (trx) => {
+    await repo.lockUserRow(trx, dialect, user.id)
+    if (await repo.auditEventExists(trx, 'account.import', importId, issuedAt)) throw new ConflictError('These accounts have already been imported.')
+    const n = await repo.insertAccounts(trx, rows.map((r) => toNewAccount(r, user.id, now)))
+    await audit(trx, request, { action: 'account.import', target: { type: 'import', id: importId, name: `${n} accounts` }, fields: { accounts: n } })
+    return n
+  })
+}
