@@ -1,11 +1,13 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { ValidationError } from '../../lib/errors.ts'
+import { NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { LICENSED_APPS, LICENSED_APP_CODES, appLabel, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
+import { ConflictError } from '../../lib/errors.ts'
+import * as saved from './saved-searches.ts'
 
 export const listQuerySchema = z.object({
   q: z.string().max(200).catch(''),
@@ -52,8 +54,73 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {
     const q = listQuerySchema.parse(request.query ?? {})
     const data = await listData(request, q)
-    const regions = isHtmx(request) ? [] : await repo.distinctRegions(app.db)
-    return reply.render('accounts/index', { title: 'Accounts', ...data, regions }, { fragment: 'accounts/_results' })
+    const htmx = isHtmx(request)
+    const regions = htmx ? [] : await repo.distinctRegions(app.db)
+    const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, request.auth!.user.id)
+    return reply.render('accounts/index', { title: 'Accounts', ...data, regions, savedSearches, currentQuery: saved.normaliseQuery(request.url.split('?')[1] ?? '') }, { fragment: 'accounts/_results' })
+  })
+
+  // Saved searches: a user's own named searches of the Accounts page.
+  app.post('/accounts/saved-searches', { config: { access: 'user' } }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const query = typeof body.query === 'string' ? body.query : ''
+    try {
+      await saved.saveSearch(app.db, request.auth!.user.id, { name: body.name, query })
+    } catch (err) {
+      if (err instanceof ValidationError || err instanceof ConflictError) {
+        const message = err instanceof ValidationError ? Object.values(err.fieldErrors)[0] ?? err.message : err.message
+        const q = listQuerySchema.parse(Object.fromEntries(new URLSearchParams(saved.normaliseQuery(query))))
+        const data = await listData(request, q)
+        reply.code(422)
+        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db), savedSearches: await saved.listSavedSearches(app.db, request.auth!.user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
+      }
+      throw err
+    }
+    await flash(request, 'Search saved.')
+    return redirect(request, reply, `/accounts${query ? `?${saved.normaliseQuery(query)}` : ''}`)
+  })
+
+  app.post('/accounts/saved-searches/:uuid/delete', { config: { access: 'user' } }, async (request, reply) => {
+    const { uuid } = request.params as { uuid: string }
+    if (!z.uuid().safeParse(uuid).success) throw new NotFoundError()
+    await saved.deleteSavedSearch(app.db, request.auth!.user.id, uuid)
+    await flash(request, 'Saved search deleted.')
+    return redirect(request, reply, '/accounts')
+  })
+
+  // Add Account (Administrator; beyond the guide): every field of the account object.
+  const blankAccount = { container_name: '', custom_name: '', site_id: '', region: '', licensed_apps: [] as string[], licensed_assets: '0', licensed_assets_limit: '0', license_expiration: '', instance_url: '', contact_email: '', domains: '', lms_customer_id: '', sso_username: '', notes: '' }
+  app.get('/accounts/new', { config: { access: 'administrator' } }, async (_request, reply) =>
+    reply.render('accounts/new', { title: 'Add Account', values: blankAccount, apps: LICENSED_APPS }, { fragment: 'accounts/_new' }),
+  )
+
+  app.post('/accounts/new', { config: { access: 'administrator' } }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : '')
+    const apps = Array.isArray(body.licensed_apps) ? body.licensed_apps : body.licensed_apps ? [body.licensed_apps] : []
+    const values = { ...blankAccount, ...Object.fromEntries(Object.keys(blankAccount).map((k) => [k, str(k)])), licensed_apps: apps.map(String) }
+    const expiry = values.license_expiration ? Date.parse(`${values.license_expiration}T00:00:00Z`) : null
+    const input = {
+      ...values,
+      license_expiration_date: expiry,
+      domains: values.domains.split(/[\s,]+/).filter(Boolean),
+    }
+    try {
+      if (values.license_expiration && Number.isNaN(expiry)) throw new ValidationError({ license_expiration: 'Enter the date as YYYY-MM-DD.' })
+      await service.createAccount(request, input)
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      const errors = { ...err.fieldErrors }
+      if (errors.license_expiration_date) errors.license_expiration = errors.license_expiration_date
+      return reply.render('accounts/new', { title: 'Add Account', values, apps: LICENSED_APPS, errors, alert: err.message }, { fragment: 'accounts/_new', status: 422 })
+    }
+    const message = 'Account created successfully'
+    if (isHtmx(request)) {
+      reply.header('HX-Trigger', 'accounts-changed')
+      return reply.render('partials/plane-done', { message })
+    }
+    await flash(request, message)
+    return redirect(request, reply, '/accounts')
   })
 
   // Account Details for Support Ticket (Administrator)

@@ -1,6 +1,117 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { MultipartFile } from '@fastify/multipart'
+import { ConflictError } from '../../lib/errors.ts'
+import { flash, redirect } from '../../plugins/session.ts'
+import { CSV_COLUMNS, IMPORT_COLUMNS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, type ImportPreview, accountsCsvStream, exportFilename, readImport, signImport, templateCsv, verifyImport } from './csv.ts'
+import { appLabel } from './licensed-apps.ts'
+import * as repo from './repository.ts'
+import { listQuerySchema, toAccountQuery } from './routes.ts'
+import { importAccounts } from './service.ts'
 
-// CSV export and import of accounts. Filled in by the accounts CSV work.
-const routes: FastifyPluginAsync = async () => {}
+/** Rows of a good file shown in the preview (all are imported). */
+const PREVIEW_ROWS = 20
+/** Rows with errors listed in the preview. */
+const ERROR_ROWS = 200
+
+export const EXPORT_URL = '/accounts/export.csv'
+export const IMPORT_URL = '/accounts/import'
+
+/** CSV export (every role, its visible accounts) and import (Administrator). */
+const routes: FastifyPluginAsync = async (app) => {
+  app.get(EXPORT_URL, { config: { access: 'user' } }, async (request, reply) => {
+    // The Accounts page's query string: the export holds what the page's search and filters show.
+    const q = listQuerySchema.parse(request.query ?? {})
+    const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
+    const rows = repo.iterateAccounts(app.db, app.dialect, request.auth!.user, query)
+    return reply
+      .header('Content-Type', 'text/csv; charset=utf-8')
+      .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)
+      .header('Cache-Control', 'no-store')
+      .send(accountsCsvStream(rows))
+  })
+
+  app.get(`${IMPORT_URL}/template.csv`, { config: { access: 'administrator' } }, async (_request, reply) =>
+    reply.header('Content-Type', 'text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="accounts-import-template.csv"').send(await templateCsv()),
+  )
+
+  function renderImport(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
+    return reply.render(
+      'accounts/import',
+      {
+        title: 'Import Accounts',
+        columns: IMPORT_COLUMNS,
+        exportOnly: CSV_COLUMNS.filter((c) => !c.importable),
+        maxRows: MAX_IMPORT_ROWS,
+        maxMb: MAX_IMPORT_BYTES / 1024 / 1024,
+        appLabel,
+        ...extra,
+      },
+      { fragment: 'accounts/_import', status },
+    )
+  }
+
+  app.get(IMPORT_URL, { config: { access: 'administrator' } }, async (request, reply) => renderImport(request, reply))
+
+  // Upload: parse and validate every row, write nothing, show the preview.
+  app.post(IMPORT_URL, {
+    config: {
+      access: 'administrator',
+      // One CSV of up to 5 MB; a larger one arrives truncated and is refused with a message.
+      multipartOptions: { limits: { fileSize: MAX_IMPORT_BYTES, files: 1 }, throwFileSizeLimit: false } as never,
+    },
+  }, async (request, reply) => {
+    const body = (request.body ?? {}) as { file?: MultipartFile | MultipartFile[] }
+    const file = Array.isArray(body.file) ? body.file[0] : body.file
+    if (!file || typeof file.toBuffer !== 'function' || !file.filename) {
+      return renderImport(request, reply, { alert: 'Choose a CSV file to import.' }, 422)
+    }
+    const buffer = await file.toBuffer()
+    const preview: ImportPreview = file.file.truncated
+      ? { rows: [], errors: [], total: 0, ignoredColumns: [], fileError: `The file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB. Split it into files of at most ${MAX_IMPORT_ROWS.toLocaleString('en-US')} rows.` }
+      : await readImport(buffer)
+    const ok = !preview.fileError && preview.errors.length === 0
+    const signed = ok ? signImport(app.keys.session, request.auth!.user.id, preview.rows) : null
+    return renderImport(
+      request,
+      reply,
+      {
+        preview: {
+          filename: file.filename,
+          total: preview.total,
+          valid: preview.rows.length,
+          invalid: preview.errors.length,
+          errors: preview.errors.slice(0, ERROR_ROWS),
+          moreErrors: Math.max(0, preview.errors.length - ERROR_ROWS),
+          sample: preview.rows.slice(0, PREVIEW_ROWS),
+          ignoredColumns: preview.ignoredColumns,
+          fileError: preview.fileError,
+        },
+        signed,
+      },
+      ok ? 200 : 422,
+    )
+  })
+
+  // Confirmation: the preview's signed rows, written all-or-nothing.
+  app.post(`${IMPORT_URL}/confirm`, {
+    config: { access: 'administrator' },
+    // The signed rows of a 10,000-row file (deflated) fit well within this.
+    bodyLimit: 32 * 1024 * 1024,
+  }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const verified = verifyImport(app.keys.session, request.auth!.user.id, { payload: body.payload as string, signature: body.signature as string })
+    if (!verified.ok) return renderImport(request, reply, { alert: verified.reason }, 400)
+    let n: number
+    try {
+      n = await importAccounts(request, verified.rows, verified.id, verified.issuedAt)
+    } catch (err) {
+      if (err instanceof ConflictError) return renderImport(request, reply, { alert: err.message }, 409)
+      throw err
+    }
+    await flash(request, `Imported ${n.toLocaleString('en-US')} ${n === 1 ? 'account' : 'accounts'}`)
+    return redirect(request, reply, '/accounts')
+  })
+
+}
 
 export default routes

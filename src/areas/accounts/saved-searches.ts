@@ -1,0 +1,36 @@
+import type { Kysely } from 'kysely'
+import { z } from 'zod'
+import type { Database } from '../../db/schema.ts'
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.ts'
+import { uuid } from '../../lib/tokens.ts'
+
+// Saved searches belong to one user: a name and the Accounts page's query string.
+
+const ALLOWED_PARAMS = new Set(['q', 'sort', 'dir', 'app', 'region', 'expires'])
+
+/** Keeps only the Accounts page's own parameters, so a saved search is a plain page URL. */
+export function normaliseQuery(raw: string): string {
+  const input = new URLSearchParams(raw.replace(/^\?/, ''))
+  const out = new URLSearchParams()
+  for (const [k, v] of input) if (ALLOWED_PARAMS.has(k) && v && v.length <= 200 && !out.has(k)) out.set(k, v)
+  return out.toString()
+}
+
+export function listSavedSearches(db: Kysely<Database>, userId: number) {
+  return db.selectFrom('saved_searches').select(['uuid', 'name', 'query']).where('user_id', '=', userId).orderBy('name').execute()
+}
+
+export async function saveSearch(db: Kysely<Database>, userId: number, input: { name: unknown; query: unknown }): Promise<string> {
+  const parsed = z.object({ name: z.string().trim().min(1, 'Name the search.').max(80, 'The name can be at most 80 characters.'), query: z.string().max(2000) }).safeParse(input)
+  if (!parsed.success) throw new ValidationError({ name: parsed.error.issues[0]!.message })
+  const existing = await db.selectFrom('saved_searches').select('uuid').where('user_id', '=', userId).where('name', '=', parsed.data.name).executeTakeFirst()
+  if (existing) throw new ConflictError(`You already have a saved search named “${parsed.data.name}”.`)
+  const id = uuid()
+  await db.insertInto('saved_searches').values({ uuid: id, user_id: userId, name: parsed.data.name, query: normaliseQuery(parsed.data.query), created_at: Date.now() }).execute()
+  return id
+}
+
+export async function deleteSavedSearch(db: Kysely<Database>, userId: number, searchUuid: string): Promise<void> {
+  const res = await db.deleteFrom('saved_searches').where('uuid', '=', searchUuid).where('user_id', '=', userId).executeTakeFirst()
+  if (Number(res.numDeletedRows) !== 1) throw new NotFoundError()
+}
