@@ -102,9 +102,10 @@ export function readPngHeader(bytes: Buffer): PngHeader {
 /**
  * Walks the chunks after IHDR: each must fit in the file and carry a correct CRC, and the
  * image data (IDAT) must inflate to no more than the header's size allows. This bounds
- * the work pngjs does next (it inflates interlaced images without a limit).
+ * the work pngjs does next (it inflates interlaced images without a limit). Returns where
+ * IEND ends: anything after it is ignored.
  */
-function checkChunks(bytes: Buffer, header: PngHeader): void {
+function checkChunks(bytes: Buffer, header: PngHeader): number {
   let offset = 33
   const idat: Buffer[] = []
   let ended = false
@@ -132,6 +133,7 @@ function checkChunks(bytes: Buffer, header: PngHeader): void {
   } catch {
     throw pngError('damaged')
   }
+  return offset
 }
 
 export interface CheckedPng {
@@ -147,10 +149,10 @@ export interface CheckedPng {
  */
 export function checkLogoPng(bytes: Buffer): CheckedPng {
   const header = readPngHeader(bytes)
-  checkChunks(bytes, header)
+  const end = checkChunks(bytes, header)
   let decoded: PNG
   try {
-    decoded = PNG.sync.read(bytes)
+    decoded = PNG.sync.read(bytes.subarray(0, end))
   } catch {
     throw pngError('damaged')
   }
