@@ -67,3 +67,10 @@ document.addEventListener('change', (event) => {
   if (!all) return
   for (const box of all.closest('form').querySelectorAll('input.select-row')) box.checked = all.checked
 })
+
+// The Selected bar's count as text (CSS counts it visually without JavaScript).
+document.addEventListener('change', (event) => {
+  const form = event.target.closest('#selection-form')
+  const count = form?.querySelector('.selected-count')
+  if (count) count.textContent = String(form.querySelectorAll('input.select-row:checked').length)
+})

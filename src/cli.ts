@@ -39,7 +39,8 @@ async function readPassword(prompt: string): Promise<string> {
 }
 
 function openConfiguredDatabase() {
-  const config = loadConfig()
+  // MSSP_ADMIN_* belong to `serve` (unattended first start); other commands ignore them.
+  const config = loadConfig({ ...process.env, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
   return openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
 }
 

@@ -24,6 +24,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     auth: AuthContext | null
     csrfToken(): string
+    /** True when this request's session had just ended (idle, expired, disabled user). */
+    sessionEnded: boolean
   }
   interface FastifyContextConfig {
     /** Who may call the route; every route must say (see plugins/authorization.ts). */

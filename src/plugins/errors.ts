@@ -25,8 +25,11 @@ export default fp(async (app) => {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     if (error instanceof UnauthorizedError && !wantsJson(request)) {
       if (isHtmx(request)) return reply.header('HX-Redirect', '/login').code(401).send()
-      const next = request.method === 'GET' ? `?next=${encodeURIComponent(request.url)}` : ''
-      return reply.redirect(`/login${next}`, 303)
+      const params = new URLSearchParams()
+      if (request.sessionEnded) params.set('m', 'expired')
+      if (request.method === 'GET') params.set('next', request.url)
+      const query = params.toString()
+      return reply.redirect(`/login${query ? `?${query}` : ''}`, 303)
     }
     if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message)
     if (error.validation) {

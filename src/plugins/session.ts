@@ -33,6 +33,7 @@ export default fp(async (app) => {
   const idleMs = app.config.sessionIdleMinutes * 60_000
 
   app.decorateRequest('auth', null)
+  app.decorateRequest('sessionEnded', false)
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
     const sid = this.session.get('sid')
     if (sid && this.auth) return hmac(app.keys.session, `csrf:${sid}`)
@@ -58,6 +59,7 @@ export default fp(async (app) => {
     if (expired) {
       if (row) await repo.deleteSession(app.db, id)
       request.session.set('sid', undefined)
+      request.sessionEnded = true
       return
     }
     if (now - row.session_last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)

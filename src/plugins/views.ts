@@ -44,6 +44,9 @@ export default fp(async (app) => {
       resourceLinks,
       productName: 'MSSP Portal',
       fmt,
+      /** aria attributes tying an invalid field to its message (field names are ours, not input). */
+      errorAttrs: (errors: Record<string, string> | undefined, field: string) =>
+        errors?.[field] ? ` aria-describedby="${field}-error" aria-invalid="true"` : '',
     }
     const html = await this.viewAsync(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
     return this.type('text/html; charset=utf-8').send(html)

@@ -18,6 +18,7 @@ const NOTICES: Record<string, string> = {
   reset: 'Your password has been reset. Sign in with your new password.',
   setup: 'The Administrator has been created. Sign in to continue.',
   'signed-out': 'You have signed out.',
+  expired: 'Your session has ended. Sign in again to continue.',
 }
 
 /** Only same-site paths are followed after sign-in (no open redirects). */
@@ -79,7 +80,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const token = first((request.query as Record<string, unknown>).token)
     const valid = await service.findValidCode(app.db, 'password_reset', token)
     reply.header('Referrer-Policy', 'no-referrer')
-    return reply.render('auth/reset-password', { title: 'Reset Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
+    return reply.render('auth/reset-password', { title: 'Choose a New Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
   })
 
   app.post('/reset-password', { config: { access: 'public' } }, async (request, reply) => {
@@ -88,10 +89,10 @@ const routes: FastifyPluginAsync = async (app) => {
       await service.resetPassword(request, form.token, form.password, form.confirm)
     } catch (err) {
       if (err instanceof service.InvalidLinkError) {
-        return reply.render('auth/reset-password', { title: 'Reset Password', invalid: true }, { status: 410 })
+        return reply.render('auth/reset-password', { title: 'Choose a New Password', invalid: true }, { status: 410 })
       }
       if (err instanceof ValidationError) {
-        return reply.render('auth/reset-password', { title: 'Reset Password', token: form.token, errors: err.fieldErrors, alert: err.message }, { status: 422 })
+        return reply.render('auth/reset-password', { title: 'Choose a New Password', token: form.token, errors: err.fieldErrors, alert: err.message }, { status: 422 })
       }
       throw err
     }
