@@ -230,7 +230,7 @@ interface DemoLogo {
   ink: Rgba
   /** Background; transparent when alpha is 0. */
   paper: Rgba
-  /** A filled square mark before the word, in this colour. */
+  /** A round badge before the word, in this colour (its core in the ink colour). */
   mark?: Rgba
 }
 
@@ -241,7 +241,7 @@ const DEMO_LOGOS: DemoLogo[] = [
   { name: 'Northwind Traders', filename: 'northwind.png', text: 'NORTHWIND', scale: 3, ink: [6, 118, 71, 255], paper: [0, 0, 0, 0], mark: [16, 24, 40, 255] },
 ]
 
-/** Draws a wordmark (optional square mark, then the text) within 246 x 52 pixels. */
+/** Draws a wordmark (an optional round badge, then the text) within 246 x 52 pixels. */
 export function drawWordmark(logo: Omit<DemoLogo, 'name' | 'filename'>): Buffer {
   const { scale, text } = logo
   const glyphs = [...text].map((c) => FONT[c] ?? FONT[' ']!)
@@ -259,11 +259,14 @@ export function drawWordmark(logo: Omit<DemoLogo, 'name' | 'filename'>): Buffer 
   const top = Math.floor((height - 7 * scale) / 2)
   let x0 = pad
   if (logo.mark) {
-    for (let y = 0; y < markSize; y++) for (let x = 0; x < markSize; x++) {
-      // A rounded square with a notch: reads as a little brand mark.
-      const corner = (x < scale && y < scale) || (x >= markSize - scale && y >= markSize - scale)
-      const notch = x >= markSize / 2 - scale / 2 && x < markSize / 2 + scale / 2 && y >= markSize / 3 && y < markSize
-      if (!corner && !notch) set(x0 + x, top + y, logo.mark)
+    // A ring with a core in the ink colour: reads as a little brand mark.
+    const r = markSize / 2
+    for (let y = 0; y < markSize; y++) {
+      for (let x = 0; x < markSize; x++) {
+        const d = Math.hypot(x + 0.5 - r, y + 0.5 - r)
+        if (d <= r && d > r * 0.45) set(x0 + x, top + y, logo.mark)
+        else if (d <= r * 0.45) set(x0 + x, top + y, logo.ink)
+      }
     }
     x0 += markSize + 2 * scale
   }
