@@ -113,7 +113,7 @@ for (const dialect of dialects) {
     t.test('export streams more rows than one batch, each once', async (t) => {
       const { app, admin, adminClient } = await setup(t)
       const now = Date.now()
-      const rows = Array.from({ length: 2300 }, (_, i) => ({ uuid: uuid(), container_name: `Bulk ${String(i).padStart(4, '0')}`, domains: '[]', logo_id: null, created_by: admin.id, created_at: now, modified_at: now }))
+      const rows = Array.from({ length: 2300 }, (_, i) => ({ uuid: uuid(), container_name: `Bulk ${String(i).padStart(4, '0')}`, licensed_apps: 'vm', licensed_assets: 0, licensed_assets_limit: 0, notes: '', domains: '[]', logo_id: null, created_by: admin.id, created_at: now, modified_at: now }))
       await app.db.transaction().execute((trx) => insertAccounts(trx, rows))
       const out = csvRows(await adminClient.get('/accounts/export.csv'))
       t.equal(out.length, 1 + 3 + 2300)
@@ -162,7 +162,7 @@ for (const dialect of dialects) {
       const cells = [...res.body.matchAll(/<tr><th scope="row">(\d+)<\/th><td>([\s\S]*?)<\/td><\/tr>/g)].map((m) => [Number(m[1]), m[2]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()] as const)
       t.same(cells.map((c) => c[0]), [3, 4, 5, 7, 8, 9, 10], 'row numbers as a spreadsheet counts them (header = 1, blank rows counted, not reported)')
       const byRow = new Map(cells)
-      t.match(byRow.get(3), 'Customer Name')
+      t.match(byRow.get(3), 'Customer Name: the cell is empty; it is required.')
       t.match(byRow.get(4), 'Licensed Apps: &quot;nessus&quot; is not a licensed app')
       t.match(byRow.get(5), 'Licensed Assets: &quot;ten&quot; is not a whole number')
       t.match(byRow.get(7), 'License Expiration Date')

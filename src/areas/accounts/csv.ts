@@ -281,7 +281,9 @@ export async function readImport(buffer: Buffer): Promise<ImportPreview> {
         const bad = new Set(cellMessages.map((m) => m.split(':')[0]))
         for (const issue of parsed.error.issues) {
           const header = headerOf(issue.path[0])
-          if (!bad.has(header)) messages.push(`${header}: ${issue.message}`)
+          if (bad.has(header)) continue
+          const empty = issue.code === 'invalid_type' && input[String(issue.path[0])] === undefined
+          messages.push(empty ? `${header}: the cell is empty; it is required.` : `${header}: ${issue.message}`)
         }
       }
       if (messages.length) result.errors.push({ row, messages })
