@@ -18,9 +18,14 @@ const params = z.object({ uuid: z.string().max(100) })
 const tags = ['logos']
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema }
 const fileRule = `\`logo\`: a PNG file of at most ${MAX_LOGO_WIDTH} x ${MAX_LOGO_HEIGHT} pixels and ${MAX_LOGO_BYTES / 1024} KB (re-encoded before it is stored)`
-// Multipart bodies are read and checked in the handlers (a zod body schema cannot describe
-// the file part), so these routes document their fields in their descriptions.
+// Multipart bodies are read and checked in the handlers (@fastify/multipart hands over
+// `{ value }` fields and file objects that a zod schema cannot check); the body schemas
+// below only document the form for OpenAPI, and `documentOnly` skips their validation.
 const config = { access: 'administrator' as const, multipartOptions: service.LOGO_UPLOAD_OPTIONS }
+const documentOnly = () => (data: unknown) => ({ value: data })
+const pngFile = z.any().meta({ type: 'string', format: 'binary', description: fileRule.replace('`logo`: ', '') })
+const createBody = z.object({ name: z.string().min(1).max(100), logo: pngFile })
+const updateBody = z.object({ name: z.string().min(1).max(100).optional(), logo: pngFile.optional() })
 
 function multipartForm(request: FastifyRequest) {
   if (!request.isMultipart()) throw new HttpError(400, 'Send multipart/form-data with the fields `name` and `logo` (the PNG file).')
@@ -46,7 +51,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/mssp/logos', {
     config,
+    validatorCompiler: documentOnly,
     schema: {
+      body: createBody,
       tags,
       summary: 'Add a logo',
       description: `multipart/form-data with \`name\` (1-100 characters) and ${fileRule}. Returns the new logo's uuid.`,
@@ -66,7 +73,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
 
   app.patch('/mssp/logos/:uuid', {
     config,
+    validatorCompiler: documentOnly,
     schema: {
+      body: updateBody,
       tags,
       summary: 'Rename a logo and/or replace its file',
       description: `multipart/form-data with \`name\` and/or ${fileRule}. Returns the updated logo.`,
