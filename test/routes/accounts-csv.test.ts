@@ -1,10 +1,11 @@
 import t from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
 import { parse } from 'csv-parse/sync'
 import zlib from 'node:zlib'
 import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, neutralise, readImport, signImport, verifyImport } from '../../src/areas/accounts/csv.ts'
 import { insertAccounts } from '../../src/areas/accounts/repository.ts'
+import { importAccounts } from '../../src/areas/accounts/service.ts'
 import { hmac, uuid } from '../../src/lib/tokens.ts'
 
 const BASIC = 16
@@ -249,6 +250,20 @@ for (const dialect of dialects) {
       t.equal(again.statusCode, 409)
       t.match(again.body, 'already been imported')
       t.equal(await accountCount(app), 6)
+    })
+
+    t.test('the import is all-or-nothing: a failure in a later batch leaves no account behind', async (t) => {
+      const { app, admin } = await setup(t)
+      const good = (await readImport(Buffer.from(`Customer Name\n${Array.from({ length: 150 }, (_, i) => `Row ${i}`).join('\n')}\n`))).rows
+      t.equal(good.length, 150)
+      // A row the database refuses (validation would never let it through): the 121st, in the second batch of inserts.
+      const rows = good.map((r, i) => (i === 120 ? { ...r, container_name: null as unknown as string } : r))
+      const request = { server: app, auth: { user: admin, session: null, via: 'api-key' }, ip: '127.0.0.1' } as unknown as FastifyRequest
+      await t.rejects(importAccounts(request, rows, uuid(), Date.now()))
+      t.equal(await accountCount(app), 3, 'the first batch was rolled back')
+      t.equal((await app.db.selectFrom('audit_events').select('id').where('action', '=', 'account.import').execute()).length, 0)
+      t.equal(await importAccounts(request, good, uuid(), Date.now()), 150)
+      t.equal(await accountCount(app), 153)
     })
 
     t.test('with htmx the preview swaps in place and the confirmation redirects', async (t) => {

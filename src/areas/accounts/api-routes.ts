@@ -76,6 +76,7 @@ export function parseFilter(raw: string): repo.Filter | string {
   } else if (def.control.regex && !new RegExp(def.control.regex).test(value)) {
     return `"${value}" is not a valid value for the filter field "${field}" (expected ${def.control.regex}).`
   }
+  if (field === 'logo_uuid') value = value.toLowerCase()
   return { field, op: op as FilterOp, value }
 }
 
