@@ -16,6 +16,8 @@ import views from './plugins/views.ts'
 import api, { registerApiRoutes } from './plugins/api.ts'
 import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
+import verifyRoutes from './areas/auth/verify-routes.ts'
+import myAccountRoutes from './areas/my-account/routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import accountsApiRoutes from './areas/accounts/api-routes.ts'
 import accountsTransferRoutes from './areas/accounts/transfer-routes.ts'
@@ -65,12 +67,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
   await migrateToLatest(handle.db)
 
-  app.decorate('keys', { session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey) })
+  app.decorate('keys', {
+    session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey),
+    secrets: loadOrCreateKey(config.dataDir, 'secrets', config.secretsKey),
+  })
 
   const transports: Partial<Record<'email' | 'sms', Transport>> = {}
   if (config.smtpUrl) transports.email = new SmtpTransport(config.smtpUrl, config.mailFrom)
   if (config.smsWebhookUrl) transports.sms = new SmsWebhookTransport(config.smsWebhookUrl)
-  app.decorate('messenger', new Messenger(handle.db, app.log, transports))
+  app.decorate('messenger', new Messenger(handle.db, app.log, transports, new Set(config.smsViaOutbox ? ['email', 'sms'] : ['email'])))
 
   await app.register(authorization)
   await app.register(formbody)
@@ -86,6 +91,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(healthRoutes)
   await app.register(authRoutes)
+  await app.register(verifyRoutes)
+  await app.register(myAccountRoutes)
   await app.register(accountsRoutes)
   await app.register(accountsTransferRoutes)
   await app.register(logosRoutes)

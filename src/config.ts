@@ -30,11 +30,13 @@ export const configSchema = z.object({
       return z.NEVER
     }),
   SESSION_KEY: hexKey.optional(),
+  SECRETS_KEY: hexKey.optional(),
   SESSION_IDLE_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(30),
   SESSION_MAX_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   MAIL_FROM: z.string().min(3).default('MSSP Portal <no-reply@localhost>'),
   SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  SMS_VIA_OUTBOX: booleanish.default(false),
   MSSP_ADMIN_USERNAME: z.string().optional(),
   MSSP_ADMIN_PASSWORD: z.string().optional(),
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
@@ -51,11 +53,13 @@ export type Config = Readonly<{
   databaseUrl: string | undefined
   trustProxy: boolean | number | string
   sessionKey: string | undefined
+  secretsKey: string | undefined
   sessionIdleMinutes: number
   sessionMaxHours: number
   smtpUrl: string | undefined
   mailFrom: string
   smsWebhookUrl: string | undefined
+  smsViaOutbox: boolean
   adminUsername: string | undefined
   adminPassword: string | undefined
   argon2Concurrency: number | undefined
@@ -76,9 +80,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`)
   }
   const e = parsed.data
-  if (e.DATABASE_URL && !e.SESSION_KEY) {
+  const missingKeys = e.DATABASE_URL ? (['SESSION_KEY', 'SECRETS_KEY'] as const).filter((k) => !e[k]) : []
+  if (missingKeys.length) {
     throw new ConfigError(
-      'Invalid configuration:\n  SESSION_KEY: required with DATABASE_URL (every portal process must share the same key)',
+      `Invalid configuration:\n${missingKeys.map((k) => `  ${k}: required with DATABASE_URL (every portal process must share the same key)`).join('\n')}`,
     )
   }
   if (Boolean(e.MSSP_ADMIN_USERNAME) !== Boolean(e.MSSP_ADMIN_PASSWORD)) {
@@ -96,11 +101,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     trustProxy: e.TRUST_PROXY,
     sessionKey: e.SESSION_KEY,
+    secretsKey: e.SECRETS_KEY,
     sessionIdleMinutes: e.SESSION_IDLE_MINUTES,
     sessionMaxHours: e.SESSION_MAX_HOURS,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
     smsWebhookUrl: e.SMS_WEBHOOK_URL,
+    smsViaOutbox: e.SMS_VIA_OUTBOX,
     adminUsername: e.MSSP_ADMIN_USERNAME,
     adminPassword: e.MSSP_ADMIN_PASSWORD,
     argon2Concurrency: e.ARGON2_CONCURRENCY,

@@ -4,13 +4,20 @@ import type { Database, Session, User } from './db/schema.ts'
 import type { Dialect } from './db/index.ts'
 import type { Messenger } from './lib/messages.ts'
 
-export type Access = 'public' | 'user' | 'administrator'
+/**
+ * public: anyone; user / administrator: a fully signed-in user of that role;
+ * pending-2fa: a session that passed the password and still owes its second factor;
+ * two-factor-setup: a signed-in user whom the require-2FA setting sends to setup first.
+ */
+export type Access = 'public' | 'user' | 'administrator' | 'pending-2fa' | 'two-factor-setup'
 
 export interface AuthContext {
   user: User
   /** The browser session; null when the request is authenticated by API keys. */
   session: Session | null
   via: 'session' | 'api-key'
+  /** The user has a second factor configured (SMS or authenticator app). */
+  has2fa: boolean
 }
 
 declare module 'fastify' {
@@ -19,7 +26,11 @@ declare module 'fastify' {
     db: Kysely<Database>
     dialect: Dialect
     messenger: Messenger
-    keys: { session: Buffer }
+    /**
+     * session: encrypts the cookie and derives CSRF tokens (rotating it signs everyone out).
+     * secrets: keys the API-key hashes and encrypts TOTP secrets (must stay stable).
+     */
+    keys: { session: Buffer; secrets: Buffer }
   }
   interface FastifyRequest {
     auth: AuthContext | null

@@ -49,7 +49,7 @@ export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<str
     DATA_DIR: dataDir,
     BASE_URL: 'http://portal.test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: TEST_SESSION_KEY } : {}),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: TEST_SESSION_KEY, SECRETS_KEY: 'b2'.repeat(32) } : {}),
     ...env,
   })
   const app = await buildApp(config, { pgSchema })

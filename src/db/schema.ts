@@ -37,6 +37,8 @@ export interface SessionsTable {
   ip: string | null
   user_agent: string | null
   flash: string | null
+  pending_2fa: Generated<number>
+  code_attempts: Generated<number>
 }
 
 export interface OneTimeCodesTable {
@@ -48,6 +50,7 @@ export interface OneTimeCodesTable {
   expires_at: number
   used_at: number | null
   attempts: Generated<number>
+  bound_to: string | null
 }
 
 export interface AuditEventsTable {
@@ -157,6 +160,25 @@ export interface SavedSearchesTable {
   created_at: number
 }
 
+export interface TwoFactorTable {
+  user_id: number
+  sms_phone: string | null
+  pending_phone: string | null
+  email_enabled: number
+  totp_secret: string | null
+  pending_totp_secret: string | null
+  totp_last_step: number | null
+  updated_at: number
+}
+
+export interface RecoveryCodesTable {
+  id: string
+  user_id: number
+  code_hash: string
+  used_at: number | null
+  created_at: number
+}
+
 export interface Database {
   users: UsersTable
   approved_domains: ApprovedDomainsTable
@@ -171,7 +193,11 @@ export interface Database {
   user_accounts: UserAccountsTable
   account_name_history: AccountNameHistoryTable
   saved_searches: SavedSearchesTable
+  two_factor: TwoFactorTable
+  recovery_codes: RecoveryCodesTable
 }
+
+export type TwoFactor = Selectable<TwoFactorTable>
 
 export type Account = Selectable<AccountsTable>
 export type NewAccount = Insertable<AccountsTable>

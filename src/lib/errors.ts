@@ -48,3 +48,17 @@ export class ValidationError extends HttpError {
     super(422, message)
   }
 }
+
+/** The session passed the password but still owes its second factor. */
+export class SecondFactorRequiredError extends HttpError {
+  constructor() {
+    super(401, 'Enter your verification code to finish signing in.')
+  }
+}
+
+/** The require-2FA setting is on and this user has no second factor yet. */
+export class TwoFactorSetupRequiredError extends HttpError {
+  constructor() {
+    super(403, 'Set up two-factor authentication to continue: the portal requires it.')
+  }
+}

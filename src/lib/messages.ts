@@ -53,10 +53,13 @@ export class Messenger {
     private readonly db: Kysely<Database>,
     private readonly log: FastifyBaseLogger,
     private readonly transports: Partial<Record<OutboundMessage['kind'], Transport>>,
+    /** Kinds an operator relays from the outbox by hand (SMS_VIA_OUTBOX, for demos and tests). */
+    private readonly relayedByOperator: ReadonlySet<OutboundMessage['kind']> = new Set(['email']),
   ) {}
 
+  /** Whether a message of this kind reaches anyone (mail always does: SMTP or the outbox). */
   hasTransport(kind: OutboundMessage['kind']): boolean {
-    return Boolean(this.transports[kind])
+    return Boolean(this.transports[kind]) || this.relayedByOperator.has(kind)
   }
 
   async send(message: OutboundMessage): Promise<string> {

@@ -45,7 +45,7 @@ export default fp(async (app) => {
     if (!('x-apikeys' in request.headers)) return
     const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
     if (!user) throw new UnauthorizedError('Invalid API keys.')
-    request.auth = { user, session: null, via: 'api-key' }
+    request.auth = { user, session: null, via: 'api-key', has2fa: false }
   })
 
   await app.register(swagger, {

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest, preHandlerHookHandler } from 'fastify'
 import { ADMINISTRATOR } from '../lib/roles.ts'
-import { CsrfError, ForbiddenError, UnauthorizedError } from '../lib/errors.ts'
+import { CsrfError, ForbiddenError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
+import { getSettings } from '../areas/settings/service.ts'
 import { safeEqual } from '../lib/tokens.ts'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -21,8 +22,14 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
 const guard: preHandlerHookHandler = async function (request) {
   const { access, csrf } = request.routeOptions.config
   if (access !== 'public') {
-    if (!request.auth) throw new UnauthorizedError()
-    if (access === 'administrator' && request.auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
+    const auth = request.auth
+    if (!auth) throw new UnauthorizedError()
+    // Until the second factor is given, the session reaches only the code step.
+    if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
+    if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await getSettings(request.server.db)).require2fa) {
+      throw new TwoFactorSetupRequiredError()
+    }
+    if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
   }
   // Requests authenticated by API keys carry no cookie, so they need no CSRF token.
   if (UNSAFE.has(request.method) && csrf !== false && request.auth?.via !== 'api-key') {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { HttpError, UnauthorizedError } from '../lib/errors.ts'
+import { HttpError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
 import { isHtmx } from './session.ts'
 
 const REASONS: Record<number, string> = {
@@ -30,6 +30,12 @@ export default fp(async (app) => {
       if (request.method === 'GET') params.set('next', request.url)
       const query = params.toString()
       return reply.redirect(`/login${query ? `?${query}` : ''}`, 303)
+    }
+    // Half-signed-in sessions go to the code step; users the portal requires 2FA of, to setup.
+    const detour = error instanceof SecondFactorRequiredError ? '/login/verify' : error instanceof TwoFactorSetupRequiredError ? '/my-account?setup=required' : null
+    if (detour && !wantsJson(request)) {
+      if (isHtmx(request)) return reply.header('HX-Redirect', detour).code((error as HttpError).statusCode).send()
+      return reply.redirect(detour, 303)
     }
     if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message)
     if (error.validation) {

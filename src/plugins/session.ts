@@ -49,61 +49,56 @@ export default fp(async (app) => {
     const token = request.session.get('sid')
     if (!token) return
     const id = sha256(token)
-    const row = await repo.findSessionWithUser(app.db, id)
+    const found = await repo.findSessionWithUser(app.db, id)
     const now = Date.now()
     const expired =
-      !row ||
-      row.enabled !== 1 ||
-      row.session_expires_at <= now ||
-      (row.session_remember_me !== 1 && now - row.session_last_seen_at > idleMs)
+      !found ||
+      found.user.enabled !== 1 ||
+      found.session.expires_at <= now ||
+      (found.session.remember_me !== 1 && now - found.session.last_seen_at > idleMs)
     if (expired) {
-      if (row) await repo.deleteSession(app.db, id)
+      if (found) await repo.deleteSession(app.db, id)
       request.session.set('sid', undefined)
       request.sessionEnded = true
       return
     }
-    if (now - row.session_last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
-    const { session_id, session_remember_me, session_created_at, session_last_seen_at, session_expires_at, session_ip, session_user_agent, session_flash, ...user } = row
-    request.auth = {
-      via: 'session',
-      user: user as User,
-      session: {
-        id: session_id,
-        user_id: user.id,
-        remember_me: session_remember_me,
-        created_at: session_created_at,
-        last_seen_at: session_last_seen_at,
-        expires_at: session_expires_at,
-        ip: session_ip,
-        user_agent: session_user_agent,
-        flash: session_flash,
-      },
-    }
+    if (now - found.session.last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
+    request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa }
   })
 })
 
 /** Starts a new session for the user: a fresh id (and so a fresh CSRF token). */
+export const PENDING_2FA_MS = 10 * 60_000
+
+/**
+ * Starts a new session for the user: a fresh id (and so a fresh CSRF token). A session that
+ * still owes its second factor lasts only as long as a sign-in code.
+ */
 export async function startSession(
   request: FastifyRequest,
   user: User,
   rememberMe: boolean,
   db: Kysely<Database> = request.server.db,
-): Promise<void> {
+  opts: { pending2fa?: boolean } = {},
+): Promise<string> {
   const app = request.server
   const token = randomToken(32)
   const now = Date.now()
+  const id = sha256(token)
   await repo.insertSession(db, {
-    id: sha256(token),
+    id,
+    pending_2fa: opts.pending2fa ? 1 : 0,
     user_id: user.id,
     remember_me: rememberMe ? 1 : 0,
     created_at: now,
     last_seen_at: now,
-    expires_at: now + app.config.sessionMaxHours * 3_600_000,
+    expires_at: now + (opts.pending2fa ? PENDING_2FA_MS : app.config.sessionMaxHours * 3_600_000),
     ip: request.ip,
     user_agent: (request.headers['user-agent'] ?? '').slice(0, 300),
   })
   request.session.set('anon', undefined)
   request.session.set('sid', token)
+  return id
 }
 
 export async function endSession(request: FastifyRequest): Promise<void> {

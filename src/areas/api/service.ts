@@ -30,9 +30,9 @@ export function parseApiKeysHeader(header: string | string[] | undefined): { acc
   return { accessKey, secretKey }
 }
 
-/** The key used to hash API secrets, derived from the session key (a fast HMAC suits random secrets). */
+/** The key used to hash API secrets (a fast HMAC suits random secrets; not a slow password hash). */
 export function apiKeyHashKey(app: FastifyInstance): Buffer {
-  return crypto.createHmac('sha256', app.keys.session).update('mssp-portal api key secrets').digest()
+  return crypto.createHmac('sha256', app.keys.secrets).update('mssp-portal api key secrets').digest()
 }
 
 /** Generates a user's keys, replacing any they had at once. The secret is returned once, never stored. */

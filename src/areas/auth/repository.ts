@@ -39,27 +39,31 @@ export async function isApprovedDomain(db: Db, domain: string): Promise<boolean>
 
 // Sessions
 
-export async function insertSession(db: Db, session: Omit<Session, 'flash'>): Promise<void> {
-  await db.insertInto('sessions').values({ ...session, flash: null }).execute()
+export async function insertSession(db: Db, session: Omit<Session, 'flash' | 'code_attempts'>): Promise<void> {
+  await db.insertInto('sessions').values({ ...session, flash: null, code_attempts: 0 }).execute()
 }
 
-export function findSessionWithUser(db: Db, id: string) {
-  return db
+const SESSION_COLUMNS = ['id', 'user_id', 'remember_me', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'flash', 'pending_2fa', 'code_attempts'] as const
+
+/** The session, its user and whether that user has a second factor, in one query. */
+export async function findSessionWithUser(db: Db, id: string): Promise<{ session: Session; user: User; has2fa: boolean } | undefined> {
+  const row = await db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
+    .leftJoin('two_factor', 'two_factor.user_id', 'sessions.user_id')
     .selectAll('users')
-    .select([
-      'sessions.id as session_id',
-      'sessions.remember_me as session_remember_me',
-      'sessions.created_at as session_created_at',
-      'sessions.last_seen_at as session_last_seen_at',
-      'sessions.expires_at as session_expires_at',
-      'sessions.ip as session_ip',
-      'sessions.user_agent as session_user_agent',
-      'sessions.flash as session_flash',
-    ])
+    .select(SESSION_COLUMNS.map((c) => `sessions.${c} as session_${c}` as const))
+    .select(['two_factor.sms_phone as tf_sms', 'two_factor.totp_secret as tf_totp'])
     .where('sessions.id', '=', id)
     .executeTakeFirst()
+  if (!row) return undefined
+  const session = {} as Record<string, unknown>
+  const user = {} as Record<string, unknown>
+  for (const [k, v] of Object.entries(row)) {
+    if (k.startsWith('session_')) session[k.slice(8)] = v
+    else if (!k.startsWith('tf_')) user[k] = v
+  }
+  return { session: session as unknown as Session, user: user as unknown as User, has2fa: Boolean(row.tf_sms || row.tf_totp) }
 }
 
 export async function deleteSession(db: Db, id: string): Promise<void> {
@@ -84,9 +88,9 @@ export async function setSessionFlash(db: Db, id: string, flash: string | null):
 
 export async function insertOneTimeCode(
   db: Db,
-  row: { id: string; purpose: string; user_id: number | null; code_hash: string; created_at: number; expires_at: number },
+  row: { id: string; purpose: string; user_id: number | null; code_hash: string; created_at: number; expires_at: number; bound_to?: string | null },
 ): Promise<void> {
-  await db.insertInto('one_time_codes').values(row).execute()
+  await db.insertInto('one_time_codes').values({ bound_to: null, ...row }).execute()
 }
 
 export function findOneTimeCode(db: Db, purpose: string, codeHash: string) {

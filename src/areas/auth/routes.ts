@@ -19,6 +19,7 @@ const NOTICES: Record<string, string> = {
   setup: 'The Administrator has been created. Sign in to continue.',
   'signed-out': 'You have signed out.',
   expired: 'Your session has ended. Sign in again to continue.',
+  'too-many-codes': 'Too many wrong verification codes. Sign in again to get a new code.',
 }
 
 /** Only same-site paths are followed after sign-in (no open redirects). */
@@ -44,16 +45,17 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/login', { config: { access: 'public' } }, async (request, reply) => {
     const form = loginForm.parse(request.body ?? {})
     const rememberMe = Boolean(form.remember_me)
-    const user = form.username && form.password
+    const result = form.username && form.password
       ? await service.signIn(request, { username: form.username, password: form.password, rememberMe })
       : null
-    if (!user) {
+    if (!result) {
       return reply.render(
         'auth/login',
         { title: 'Sign In', alert: 'Invalid username or password.', username: form.username, rememberMe, next: form.next },
         { status: 401 },
       )
     }
+    if (result.pending) return redirect(request, reply, `/login/verify${form.next ? `?next=${encodeURIComponent(safeNext(form.next))}` : ''}`)
     return redirect(request, reply, safeNext(form.next))
   })
 

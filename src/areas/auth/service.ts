@@ -9,6 +9,8 @@ import { ValidationError } from '../../lib/errors.ts'
 import { audit } from '../audit/service.ts'
 import { startSession } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
+import { findTwoFactor } from '../two-factor/repository.ts'
+import { isConfigured, startSignInChallenge } from '../two-factor/service.ts'
 
 // Lockout (documented in README): after LOCK_AFTER consecutive failures the account is
 // locked for 1 minute, doubling with each further failure up to LOCK_MAX_MINUTES.
@@ -32,11 +34,12 @@ export function usernameDomain(username: string): string | null {
 /**
  * Checks a password sign-in. Unknown users, wrong passwords, disabled and locked users
  * all get `null` after the same argon2 work; every attempt on a real user is counted.
+ * A user with a second factor gets a session that still owes it (`pending`).
  */
 export async function signIn(
   request: FastifyRequest,
   input: { username: string; password: string; rememberMe: boolean },
-): Promise<User | null> {
+): Promise<{ user: User; pending: boolean } | null> {
   const { db } = request.server
   const username = input.username.trim().toLowerCase()
   const user = await repo.findUserByUsername(db, username)
@@ -48,38 +51,57 @@ export async function signIn(
   const valid = await verifyPassword(user.password_hash, input.password)
   const now = Date.now()
   const locked = user.locked_until !== null && user.locked_until > now
-  // One transaction per outcome: one commit (one fsync on SQLite) per sign-in attempt.
-  if (valid && !locked && user.enabled === 1) {
-    await db.transaction().execute(async (trx) => {
-      await repo.updateUser(trx, user.id, { failed_login_count: 0, locked_until: null, last_login_at: now, last_login_attempt_at: now })
-      await startSession(request, user, input.rememberMe, trx)
-      await audit(trx, request, { action: 'auth.sign_in', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { remember_me: input.rememberMe } })
-    })
-    return { ...user, last_login_at: now }
+  if (!valid || locked || user.enabled !== 1) {
+    await recordFailedSignIn(request, user, { countsTowardLock: !valid, reason: user.enabled !== 1 ? 'disabled' : locked ? 'locked' : 'wrong password' })
+    return null
   }
-  const reason = user.enabled !== 1 ? 'disabled' : locked ? 'locked' : 'wrong password'
+  const tf = await findTwoFactor(db, user.id)
+  if (isConfigured(tf)) {
+    const sessionId = await startSession(request, user, input.rememberMe, db, { pending2fa: true })
+    await audit(db, request, { action: 'auth.password_accepted', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { second_factor: 'required' } })
+    await startSignInChallenge(request, user, tf, sessionId)
+    return { user, pending: true }
+  }
+  await completeSignIn(request, user, input.rememberMe, { method: 'password' })
+  return { user, pending: false }
+}
+
+/** The user is who they say: reset the failure count, record the login, start the session. */
+export async function completeSignIn(request: FastifyRequest, user: User, rememberMe: boolean, fields: { method: string }, replacesSessionId?: string): Promise<void> {
+  const now = Date.now()
+  // One transaction: one commit (one fsync on SQLite) per sign-in.
+  await request.server.db.transaction().execute(async (trx) => {
+    if (replacesSessionId) await repo.deleteSession(trx, replacesSessionId)
+    await repo.updateUser(trx, user.id, { failed_login_count: 0, locked_until: null, last_login_at: now, last_login_attempt_at: now })
+    await startSession(request, user, rememberMe, trx)
+    await audit(trx, request, { action: 'auth.sign_in', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { remember_me: rememberMe, ...fields } })
+  })
+}
+
+/** Counts a failed attempt; wrong passwords (and wrong codes) move the progressive lock. */
+export async function recordFailedSignIn(request: FastifyRequest, user: User, opts: { countsTowardLock: boolean; reason: string }): Promise<void> {
+  const now = Date.now()
   const target = { type: 'user', id: user.uuid, name: user.username }
-  await db.transaction().execute(async (trx) => {
+  await request.server.db.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('users')
       .set((eb) => ({
         failed_login_total: eb('failed_login_total', '+', 1),
-        // Only wrong passwords count toward the lock: a locked user's right password doesn't extend it.
-        failed_login_count: valid ? eb.ref('failed_login_count') : eb('failed_login_count', '+', 1),
+        // A locked user's right password does not extend the lock.
+        failed_login_count: opts.countsTowardLock ? eb('failed_login_count', '+', 1) : eb.ref('failed_login_count'),
         last_failed_login_at: now,
         last_login_attempt_at: now,
       }))
       .where('id', '=', user.id)
       .returning(['failed_login_count'])
       .executeTakeFirstOrThrow()
-    await audit(trx, request, { action: 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason } })
-    const minutes = valid ? 0 : lockMinutes(updated.failed_login_count)
+    await audit(trx, request, { action: 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason: opts.reason } })
+    const minutes = opts.countsTowardLock ? lockMinutes(updated.failed_login_count) : 0
     if (minutes > 0) {
       await repo.updateUser(trx, user.id, { locked_until: now + minutes * 60_000 })
       await audit(trx, request, { action: 'auth.lockout', actor: user, target, fields: { minutes, failures: updated.failed_login_count } })
     }
   })
-  return null
 }
 
 /** Mails a single-use reset link when the user exists and is enabled; says nothing either way. */

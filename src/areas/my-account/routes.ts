@@ -1,0 +1,194 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import QRCode from 'qrcode'
+import { ValidationError } from '../../lib/errors.ts'
+import { totpUri } from '../../lib/otp.ts'
+import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { generateApiKeys } from '../api/service.ts'
+import { lastApiKeyUse } from '../api/repository.ts'
+import { countUnusedRecoveryCodes, findTwoFactor } from '../two-factor/repository.ts'
+import { ResendLimitError, isConfigured, maskPhone } from '../two-factor/service.ts'
+import * as service from './service.ts'
+
+type Body = Record<string, unknown>
+const str = (body: unknown, key: string) => {
+  const v = (body as Body | undefined)?.[key]
+  return typeof v === 'string' ? v : ''
+}
+
+// My Account (every role): profile, password, two-factor authentication, own API keys.
+// Setup routes stay reachable when the require-2FA setting sends a user here first.
+const routes: FastifyPluginAsync = async (app) => {
+  const setup = { config: { access: 'two-factor-setup' as const } }
+
+  async function renderAccount(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
+    const user = request.auth!.user
+    const tf = await findTwoFactor(app.db, user.id)
+    return reply.render('my-account/index', {
+      title: 'My Account',
+      tab: 'account',
+      values: { name: user.name, email: user.email ?? '' },
+      configured: isConfigured(tf),
+      phone: tf?.sms_phone ? maskPhone(tf.sms_phone) : null,
+      totp: Boolean(tf?.totp_secret),
+      backupEmail: tf?.email_enabled === 1,
+      recoveryLeft: isConfigured(tf) ? await countUnusedRecoveryCodes(app.db, user.id) : 0,
+      setupRequired: (request.query as Body)?.setup === 'required',
+      ...extra,
+    }, { status })
+  }
+
+  function done(request: FastifyRequest, reply: FastifyReply, message: string) {
+    if (isHtmx(request)) {
+      reply.header('HX-Refresh', 'true')
+      return reply.code(204).send()
+    }
+    return flash(request, message).then(() => redirect(request, reply, '/my-account'))
+  }
+
+  app.get('/my-account', setup, async (request, reply) => renderAccount(request, reply))
+
+  app.post('/my-account/profile', setup, async (request, reply) => {
+    try {
+      await service.updateProfile(request, { name: str(request.body, 'name'), email: str(request.body, 'email'), current_password: str(request.body, 'current_password') })
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: str(request.body, 'name'), email: str(request.body, 'email') } }, 422)
+    }
+    await flash(request, 'Your account changes were saved.')
+    return redirect(request, reply, '/my-account')
+  })
+
+  app.post('/my-account/password', setup, async (request, reply) => {
+    try {
+      await service.changePassword(request, { current_password: str(request.body, 'current_password'), new_password: str(request.body, 'new_password') })
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      return renderAccount(request, reply, { passwordErrors: err.fieldErrors }, 422)
+    }
+    await flash(request, 'Your password was changed. Your other sessions were signed out.')
+    return redirect(request, reply, '/my-account')
+  })
+
+  // Two-Factor Setup: the phone number, then the Verification Code screen.
+  async function renderSetup(request: FastifyRequest, reply: FastifyReply, step: 'phone' | 'code' | 'done', extra: Record<string, unknown> = {}, status?: number) {
+    const tf = await findTwoFactor(app.db, request.auth!.user.id)
+    return reply.render('my-account/two-factor-setup', {
+      title: 'Two-Factor Setup',
+      step,
+      smsAvailable: app.messenger.hasTransport('sms'),
+      phone: tf?.pending_phone ? maskPhone(tf.pending_phone) : null,
+      hasEmail: Boolean(request.auth!.user.email),
+      backupEmail: tf?.email_enabled === 1,
+      ...extra,
+    }, { fragment: 'my-account/_two-factor-setup', status })
+  }
+
+  app.get('/my-account/two-factor/setup', setup, async (request, reply) => renderSetup(request, reply, 'phone'))
+
+  app.post('/my-account/two-factor/phone', setup, async (request, reply) => {
+    try {
+      await service.startPhoneSetup(request, str(request.body, 'phone'))
+    } catch (err) {
+      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: str(request.body, 'phone') }, 422)
+      throw err
+    }
+    return renderSetup(request, reply, 'code')
+  })
+
+  app.post('/my-account/two-factor/resend', setup, async (request, reply) => {
+    try {
+      await service.resendSetupCode(request)
+    } catch (err) {
+      if (err instanceof ResendLimitError) return renderSetup(request, reply, 'code', { alert: err.message }, 429)
+      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors }, 422)
+      throw err
+    }
+    return renderSetup(request, reply, 'code', { notice: 'A new code is on its way.' })
+  })
+
+  app.post('/my-account/two-factor/verify', setup, async (request, reply) => {
+    let recoveryCodes: string[] | null
+    try {
+      recoveryCodes = await service.confirmPhoneSetup(request, str(request.body, 'code'))
+    } catch (err) {
+      if (err instanceof ValidationError) return renderSetup(request, reply, 'code', { errors: err.fieldErrors }, 422)
+      throw err
+    }
+    return renderSetup(request, reply, 'done', { recoveryCodes })
+  })
+
+  // The authenticator app (beyond the guide): a QR code and the secret as text.
+  async function renderTotp(request: FastifyRequest, reply: FastifyReply, secret: string, extra: Record<string, unknown> = {}, status?: number) {
+    const uri = totpUri(secret, request.auth!.user.username)
+    const qr = await QRCode.toString(uri, { type: 'svg', margin: 1, width: 200 })
+    return reply.render('my-account/authenticator', { title: 'Authenticator App', qr, secret: secret.replace(/(.{4})/g, '$1 ').trim(), ...extra }, { fragment: 'my-account/_authenticator', status })
+  }
+
+  app.get('/my-account/two-factor/authenticator', setup, async (request, reply) => renderTotp(request, reply, await service.startTotpSetup(request)))
+
+  app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
+    let recoveryCodes: string[] | null
+    try {
+      recoveryCodes = await service.confirmTotpSetup(request, str(request.body, 'code'))
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err
+      const secret = await service.pendingTotpSecret(request)
+      if (!secret) return renderSetup(request, reply, 'phone', { alert: err.message }, 422)
+      return renderTotp(request, reply, secret, { errors: err.fieldErrors }, 422)
+    }
+    return renderSetup(request, reply, 'done', { recoveryCodes, method: 'authenticator' })
+  })
+
+  app.post('/my-account/two-factor/backup-email', setup, async (request, reply) => {
+    try {
+      await service.setBackupEmail(request, str(request.body, 'send_backup_email') !== '')
+    } catch (err) {
+      if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)
+      throw err
+    }
+    return done(request, reply, 'Your backup e-mail setting was saved.')
+  })
+
+  app.get('/my-account/two-factor/disable', setup, async (_request, reply) =>
+    reply.render('my-account/disable-two-factor', { title: 'Disable Two-Factor' }, { fragment: 'my-account/_disable-two-factor' }),
+  )
+
+  app.post('/my-account/two-factor/disable', setup, async (request, reply) => {
+    try {
+      await service.disableTwoFactor(request, str(request.body, 'current_password'))
+    } catch (err) {
+      if (err instanceof ValidationError) return reply.render('my-account/disable-two-factor', { title: 'Disable Two-Factor', errors: err.fieldErrors }, { fragment: 'my-account/_disable-two-factor', status: 422 })
+      throw err
+    }
+    return done(request, reply, 'Two-factor authentication is disabled for your account.')
+  })
+
+  app.post('/my-account/two-factor/recovery-codes', setup, async (request, reply) => {
+    try {
+      const recoveryCodes = await service.regenerateRecoveryCodes(request, str(request.body, 'current_password'))
+      return reply.render('my-account/recovery-codes', { title: 'Recovery Codes', recoveryCodes }, { fragment: 'my-account/_recovery-codes' })
+    } catch (err) {
+      if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)
+      throw err
+    }
+  })
+
+  // The API Keys tab: keys reach the portal only, never a customer's instance.
+  app.get('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
+    const lastUsed = await lastApiKeyUse(app.db, request.auth!.user.id)
+    const hasKeys = Boolean(await app.db.selectFrom('api_keys').select('user_id').where('user_id', '=', request.auth!.user.id).executeTakeFirst())
+    return reply.render('my-account/api-keys', { title: 'API Keys', tab: 'api-keys', hasKeys, lastUsed })
+  })
+
+  app.get('/my-account/api-keys/generate', { config: { access: 'user' } }, async (_request, reply) =>
+    reply.render('my-account/generate-keys', { title: 'Generate API Keys' }, { fragment: 'my-account/_generate-keys' }),
+  )
+
+  app.post('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
+    const keys = await generateApiKeys(request, request.auth!.user)
+    reply.header('Cache-Control', 'no-store')
+    return reply.render('my-account/generated-keys', { title: 'API Keys', keys }, { fragment: 'my-account/_generated-keys' })
+  })
+}
+
+export default routes
