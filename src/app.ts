@@ -18,6 +18,7 @@ import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import verifyRoutes from './areas/auth/verify-routes.ts'
 import myAccountRoutes from './areas/my-account/routes.ts'
+import myAccountApiRoutes from './areas/my-account/api-routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import accountsApiRoutes from './areas/accounts/api-routes.ts'
 import accountsTransferRoutes from './areas/accounts/transfer-routes.ts'
@@ -65,7 +66,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => {
     await handle.db.destroy()
   })
-  await migrateToLatest(handle.db)
+  await migrateToLatest(handle.db, { pgSchema: options.pgSchema })
 
   app.decorate('keys', {
     session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey),
@@ -100,5 +101,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await registerApiRoutes(app, apiSessionRoutes)
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)
+  await registerApiRoutes(app, myAccountApiRoutes)
   return app
 }

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely'
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely'
 import * as m0001 from '../../migrations/0001_foundation.ts'
 import * as m0002 from '../../migrations/0002_api_keys.ts'
 import * as m0003 from '../../migrations/0003_accounts_logos.ts'
@@ -17,8 +17,12 @@ const provider: MigrationProvider = { getMigrations: async () => migrations }
 export const latestMigration = Object.keys(migrations).sort().at(-1)!
 
 /** Brings the database to the latest migration; throws with the failing migration's error. */
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider })
+export async function migrateToLatest(db: Kysely<any>, opts: { pgSchema?: string } = {}): Promise<string[]> {
+  // On PostgreSQL, name the schema of Kysely's own tables (the connection's current schema):
+  // otherwise its existence check can see another schema's migration table and skip ours.
+  const isPostgres = db.getExecutor().adapter.constructor.name === 'PostgresAdapter'
+  const schema = isPostgres ? (opts.pgSchema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]!.s) : undefined
+  const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) })
   const { error, results } = await migrator.migrateToLatest()
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')

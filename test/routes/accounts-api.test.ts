@@ -149,6 +149,7 @@ for (const dialect of dialects) {
         ['days_to_expiration:gt:30', [ACME]],
         ['days_to_expiration:lte:30', [BLUE, CEDAR]],
         ['days_to_expiration:gte:0', [ACME, BLUE]],
+        ['days_to_expiration:neq:10', [ACME, CEDAR]],
         [`logo_uuid:eq:${logo.uuid}`, [ACME]],
         [`logo_uuid:neq:${logo.uuid}`, [BLUE, CEDAR]],
         ['sso_username:eq:acme-sso', [ACME]],

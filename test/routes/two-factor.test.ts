@@ -253,3 +253,38 @@ for (const dialect of dialects) {
     })
   })
 }
+
+for (const dialect of dialects) {
+  t.test(`${dialect}: two-factor API (the caller's own only)`, async (t) => {
+    const { app } = await buildTestApp(t, dialect, SMS)
+    const user = await createUser(app, { role: 16, email: 'basic@example.com' })
+    const admin = await createUser(app, { role: 64 })
+    async function keysFor(u: { username: string }) {
+      const c = new Client(app)
+      await c.signIn(u.username)
+      await c.get('/accounts')
+      const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...c.headers(), 'x-csrf-token': c.csrf } })
+      const k = res.json()
+      return { 'x-apikeys': `accessKey=${k.accessKey};secretKey=${k.secretKey}` }
+    }
+    const mine = await keysFor(user)
+    const theirs = await keysFor(admin)
+    const forbidden = await app.inject({ method: 'POST', url: `/api/users/${user.id}/two-factor/send-verification`, headers: theirs, payload: { sms_phone: '+15557654321' } })
+    t.equal(forbidden.statusCode, 403, "an Administrator cannot configure another user's 2FA")
+    let res = await app.inject({ method: 'POST', url: `/users/${user.id}/two-factor/send-verification`, headers: mine, payload: { sms_phone: 'nope' } })
+    t.equal(res.statusCode, 400)
+    res = await app.inject({ method: 'POST', url: `/users/${user.uuid}/two-factor/send-verification`, headers: mine, payload: { sms_phone: '+15557654321' } })
+    t.equal(res.statusCode, 200)
+    res = await app.inject({ method: 'POST', url: `/users/${user.id}/two-factor/verify-code`, headers: mine, payload: { verification_code: '000000' } })
+    t.equal(res.statusCode, 400)
+    res = await app.inject({ method: 'POST', url: `/users/${user.id}/two-factor/verify-code`, headers: mine, payload: { verification_code: await lastSms(app, '+15557654321') } })
+    t.equal(res.statusCode, 200)
+    res = await app.inject({ method: 'PUT', url: `/users/${user.id}/two-factor`, headers: mine, payload: { email_enabled: true } })
+    t.equal(res.statusCode, 200)
+    const session = await app.inject({ url: '/session', headers: mine })
+    t.same(session.json().two_factor, { sms_phone: '+15557654321', sms_enabled: true, email_enabled: true })
+    res = await app.inject({ method: 'PUT', url: `/users/${user.id}/two-factor`, headers: mine, payload: { sms_enabled: false, email_enabled: false } })
+    t.equal(res.statusCode, 200)
+    t.same((await app.inject({ url: '/session', headers: mine })).json().two_factor, { sms_phone: null, sms_enabled: false, email_enabled: false })
+  })
+}

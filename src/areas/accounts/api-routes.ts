@@ -47,7 +47,7 @@ export const ACCOUNT_FILTERS: readonly FilterDefinition[] = [
   number('licensed_assets_limit', 'Licensed Assets Limit', '^[0-9]{1,12}$'),
   number('license_utilization', 'License Utilization (%)', '^[0-9]{1,12}(\\.[0-9]{1,4})?$'),
   // No `neq`: the repository compares it with an exact instant, not the day `eq` matches.
-  { ...number('days_to_expiration', 'Days to Expiration', '^-?[0-9]{1,6}$'), operators: ['eq', 'lt', 'gt', 'lte', 'gte'] },
+  { ...number('days_to_expiration', 'Days to Expiration', '^-?[0-9]{1,6}$'), operators: ['eq', 'neq', 'lt', 'gt', 'lte', 'gte'] },
   { name: 'logo_uuid', readable_name: 'Logo', operators: ['eq', 'neq'], control: { type: 'entry', regex: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' } },
   text('sso_username', 'SSO Username'),
   text('lms_customer_id', 'LMS Customer ID'),

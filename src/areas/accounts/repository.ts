@@ -109,7 +109,9 @@ function filterCondition(eb: Eb, f: Filter): Expression<SqlBool> {
   if (f.field === 'days_to_expiration' && op) {
     // days until expiry (negative once expired) compared with the value, from now.
     const boundary = Date.now() + Number(f.value) * DAY
+    // eq/neq: within (or outside) the day around the boundary.
     if (op === '=') return eb.and([eb('accounts.license_expiration_date', '>=', boundary - DAY / 2), eb('accounts.license_expiration_date', '<', boundary + DAY / 2)])
+    if (op === '<>') return eb.or([eb('accounts.license_expiration_date', '<', boundary - DAY / 2), eb('accounts.license_expiration_date', '>=', boundary + DAY / 2)])
     return eb('accounts.license_expiration_date', op, boundary)
   }
   throw new Error(`unsupported filter ${f.field}:${f.op}`)

@@ -8,6 +8,7 @@ import { audit } from '../audit/service.ts'
 import { apiUserSchema, toApiUser } from './user-object.ts'
 import { lastApiKeyUse } from './repository.ts'
 import { generateApiKeys } from './service.ts'
+import { findTwoFactor } from '../two-factor/repository.ts'
 
 export const errorSchema = z.object({ statusCode: z.number(), error: z.string(), message: z.string() }).passthrough()
 const keysSchema = z.object({ accessKey: z.string(), secretKey: z.string() })
@@ -19,7 +20,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: { tags: ['session'], summary: "The caller's user object", response: { 200: apiUserSchema, 401: errorSchema } },
   }, async (request) => {
     const user = request.auth!.user
-    return toApiUser(user, { lastApiKeyAccess: await lastApiKeyUse(app.db, user.id) })
+    return toApiUser(user, { lastApiKeyAccess: await lastApiKeyUse(app.db, user.id), twoFactor: await findTwoFactor(app.db, user.id) })
   })
 
   app.put('/session/keys', {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { User } from '../../db/schema.ts'
+import type { TwoFactor, User } from '../../db/schema.ts'
 
 /** Tenable's user object (times in epoch milliseconds). */
 export const apiUserSchema = z.object({
@@ -25,7 +25,8 @@ export const apiUserSchema = z.object({
 })
 export type ApiUser = z.infer<typeof apiUserSchema>
 
-export function toApiUser(user: User, extra: { lastApiKeyAccess: number | null; undeletable?: boolean }): ApiUser {
+export function toApiUser(user: User, extra: { lastApiKeyAccess: number | null; undeletable?: boolean; twoFactor?: TwoFactor | null }): ApiUser {
+  const tf = extra.twoFactor
   return {
     uuid: user.uuid,
     id: user.id,
@@ -45,6 +46,6 @@ export function toApiUser(user: User, extra: { lastApiKeyAccess: number | null; 
     last_apikey_access: extra.lastApiKeyAccess,
     api_permitted: true,
     ui_permitted: true,
-    two_factor: { sms_phone: null, sms_enabled: false, email_enabled: false },
+    two_factor: { sms_phone: tf?.sms_phone ?? null, sms_enabled: Boolean(tf?.sms_phone), email_enabled: tf?.email_enabled === 1 },
   }
 }
