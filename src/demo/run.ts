@@ -9,7 +9,8 @@ import { seedDemo } from './seed.ts'
 /** `npm run demo`: a fresh portal in a temporary data folder, seeded, listening. */
 export async function runDemo(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-demo-'))
-  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, DATABASE_URL: undefined })
+  // Text messages go to the outbox in the demo, so SMS two-factor can be tried without a gateway.
+  const config = loadConfig({ SMS_VIA_OUTBOX: 'true', ...process.env, DATA_DIR: dataDir, DATABASE_URL: undefined })
   const app = await buildApp(config)
   const creds = await seedDemo(app, { adminUsername: config.adminUsername, adminPassword: config.adminPassword })
   await app.listen({ port: config.port, host: config.host })

@@ -5,6 +5,7 @@ import { hashPassword } from '../lib/passwords.ts'
 import { checkPassword } from '../lib/password-policy.ts'
 import { uuid } from '../lib/tokens.ts'
 import { insertAccount, replaceAssignments } from '../areas/accounts/repository.ts'
+import { seedDemoLogos } from '../areas/logos/service.ts'
 
 // The demo's data, one module that each area extends with its own (accounts, logos, ...).
 
@@ -109,6 +110,7 @@ async function seedAccounts(app: FastifyInstance, adminUsername: string): Promis
   const now = Date.now()
   const day = 86_400_000
   const admin = await app.db.selectFrom('users').select('id').where('username', '=', adminUsername).executeTakeFirstOrThrow()
+  const logoIds = await seedDemoLogos(app, admin.id)
   const ids: number[] = []
   for (const [i, [name, apps, region, assets, limit, days, notes]] of CUSTOMERS.entries()) {
     const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-+$/, '')
@@ -122,7 +124,7 @@ async function seedAccounts(app: FastifyInstance, adminUsername: string): Promis
       licensed_assets: assets,
       licensed_assets_limit: limit,
       license_expiration_date: days === null ? null : now + days * day,
-      logo_id: null,
+      logo_id: i % 3 === 0 ? logoIds[(i / 3) % logoIds.length]! : null,
       notes,
       lms_customer_id: `LMS-${200_000 + i * 113}`,
       sso_username: `mssp-sso@${slug.split('-')[0]}.example`,

@@ -1,3 +1,4 @@
+import { PORTAL_CONTAINER_UUID } from '../../lib/container.ts'
 import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
@@ -13,8 +14,7 @@ import * as service from './service.ts'
 // Tenable's MSSP account endpoints (`/mssp/accounts`, `/filters/mssp/accounts`) and the
 // portal's extensions (create, patch, replace assignments). See API.md.
 
-/** Tenable's parent container of every account: here, the portal itself (a fixed id). */
-export const PORTAL_CONTAINER_UUID = '6f1d4c52-93a8-4e0b-b7d2-0c5e8a1f3b94'
+export { PORTAL_CONTAINER_UUID }
 
 /** `GET /mssp/accounts` without `limit` returns at most this many accounts (streamed). */
 export const MAX_UNPAGED_ACCOUNTS = 100_000

@@ -1,3 +1,4 @@
+import { PORTAL_CONTAINER_UUID } from '../../lib/container.ts'
 import path from 'node:path'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
@@ -11,7 +12,7 @@ import * as repo from './repository.ts'
  * Tenable's logo objects carry the uuid of the container (the MSSP's own tenant) that owns
  * them. This portal is one container, so every logo reports this fixed value.
  */
-export const PORTAL_CONTAINER_UUID = '6d5c1a0e-3b7f-4c2e-9a41-0f1e2d3c4b5a'
+export { PORTAL_CONTAINER_UUID }
 
 /**
  * @fastify/multipart options for routes that take a logo file: an oversized file is cut at
