@@ -16,6 +16,8 @@ const CLI = ['--import', 'tsx', 'src/cli.ts']
 const TIMEOUT_MS = 20_000
 const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 const SESSION_KEY = 'b2'.repeat(32)
+// Keys every process sharing a PostgreSQL database must share.
+const SHARED_KEYS = { SESSION_KEY, SECRETS_KEY: 'c4'.repeat(32) }
 
 // Each run starts a Node process (about 1.5 s): more than tap's default 30 s per file.
 t.setTimeout(240_000)
@@ -34,9 +36,9 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /** Runs the CLI to completion (killed after TIMEOUT_MS), feeding `input` on stdin. */
-function run(args: string[], env: Record<string, string>, input = ''): Promise<Result> {
+function run(args: string[], env: Record<string, string>, input = '', timeout = TIMEOUT_MS): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: baseEnv(env), timeout: TIMEOUT_MS })
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: baseEnv(env), timeout })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -78,8 +80,7 @@ async function freshDatabase(t: Teardown, dialect: DialectName): Promise<Record<
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const env: Record<string, string> = { DATA_DIR: dataDir, BASE_URL: 'http://portal.test' }
   if (dialect === 'postgres') {
-    env.DATABASE_URL = (await freshPgDatabase(t)).toString()
-    env.SESSION_KEY = SESSION_KEY
+    Object.assign(env, SHARED_KEYS, { DATABASE_URL: (await freshPgDatabase(t)).toString() })
   }
   return env
 }
@@ -156,7 +157,7 @@ for (const dialect of dialects) {
         for (const schema of ['staging', 'production']) {
           const withSchema = new URL(url)
           withSchema.searchParams.set('options', `-c search_path=${schema}`)
-          const res = await run(['migrate'], { DATA_DIR: dataDir, DATABASE_URL: withSchema.toString(), SESSION_KEY })
+          const res = await run(['migrate'], { DATA_DIR: dataDir, DATABASE_URL: withSchema.toString(), ...SHARED_KEYS })
           t.equal(res.code, 0, `${schema}: ${res.stderr.trim()}`)
           t.match(res.stdout, /^Applied: .*0001/m, `${schema}: migrated`)
         }
@@ -236,6 +237,16 @@ for (const dialect of dialects) {
       t.match(res.stdout, /email to a@example\.com\s+\[stored\]/)
       t.match(res.stdout, 'Subject: Reset your MSSP Portal password')
       t.match(res.stdout, /http:\/\/portal\.test\/reset-password\?token=[A-Za-z0-9_-]{40,}/, 'the operator can pass the link on')
+    })
+
+    t.test('serve with a weak MSSP_ADMIN_PASSWORD exits 1, naming the variable, and creates nobody', async (t) => {
+      const env = await freshDatabase(t, dialect)
+      // PostgreSQL's idle pool keeps the process up for a while after the error: allow for it.
+      const res = await run(['serve'], { ...env, PORT: '0', MSSP_ADMIN_USERNAME: 'root@corp.example', MSSP_ADMIN_PASSWORD: 'admin' }, '', 40_000)
+      t.equal(res.code, 1)
+      t.match(res.stderr, /MSSP_ADMIN_PASSWORD: Passwords must be at least 12 characters/)
+      t.notMatch(res.stdout, '/setup?token=', 'no setup link either')
+      t.same(await usernames(env), [])
     })
 
     t.test('serve on an empty database prints a setup link that works, and stops on SIGTERM', async (t) => {

@@ -30,7 +30,7 @@ async function buildLoggedApp(t: { teardown(fn: () => unknown): void }, dialect:
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
     BASE_URL: 'http://portal.test',
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: 'a1'.repeat(32) } : {}),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: 'a1'.repeat(32), SECRETS_KEY: 'b2'.repeat(32) } : {}),
   })
   const stream = new Writable({
     write(chunk, _encoding, done) {

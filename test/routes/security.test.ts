@@ -182,6 +182,20 @@ for (const dialect of dialects) {
       }
     })
 
+    t.test('sign-in follows next= only to paths of the portal, however they are spelled', { todo: 'bug: safeNext in src/areas/auth/routes.ts lets "/\\t/evil.example" through (browsers drop the tab: //evil.example); "/\\n..." gives a 500' }, async (t) => {
+      const { app } = await buildTestApp(t, dialect)
+      const user = await createUser(app)
+      for (const next of ['//evil.example/', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/\r\n/evil.example', 'https://evil.example/', '/%09/evil.example']) {
+        const client = new Client(app)
+        await client.get(`/login?next=${encodeURIComponent(next)}`)
+        const res = await client.post('/login', { username: user.username, password: PASSWORD, next })
+        t.equal(res.statusCode, 303, `${JSON.stringify(next)}: signed in`)
+        const location = String(res.headers.location ?? '')
+        // Resolve the Location as a browser does (the WHATWG URL parser drops tabs and newlines).
+        t.equal(new URL(location, 'http://portal.test/login').host, 'portal.test', `${JSON.stringify(next)}: stays on the portal (${JSON.stringify(location)})`)
+      }
+    })
+
     t.test('a GET never changes state', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const user = await createUser(app)

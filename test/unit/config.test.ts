@@ -35,6 +35,7 @@ t.test('values are parsed', async (t) => {
     PORT: '8080',
     DATABASE_URL: 'postgres://portal@db.internal/portal',
     SESSION_KEY: KEY,
+    SECRETS_KEY: KEY,
     TRUST_PROXY: '1',
     BASE_URL: 'https://portal.example.com/',
     MSSP_ADMIN_USERNAME: 'root@example.com',
@@ -71,8 +72,8 @@ t.test('a bad value throws a ConfigError naming the variable', async (t) => {
 })
 
 t.test('DATABASE_URL needs SESSION_KEY (every process must share it)', async (t) => {
-  configError(t, { DATABASE_URL: 'postgres://portal@db/portal' }, 'SESSION_KEY', 'DATABASE_URL without SESSION_KEY')
-  t.doesNotThrow(() => loadConfig({ DATABASE_URL: 'postgresql://portal@db/portal', SESSION_KEY: KEY }))
+  configError(t, { DATABASE_URL: 'postgres://portal@db/portal', SECRETS_KEY: KEY }, 'SESSION_KEY', 'DATABASE_URL without SESSION_KEY')
+  t.doesNotThrow(() => loadConfig({ DATABASE_URL: 'postgresql://portal@db/portal', SESSION_KEY: KEY, SECRETS_KEY: KEY }))
 })
 
 t.test('MSSP_ADMIN_USERNAME and MSSP_ADMIN_PASSWORD come together', async (t) => {
