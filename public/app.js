@@ -34,7 +34,7 @@ document.addEventListener('htmx:configRequest', (event) => {
 
 // Copy buttons only make sense with JavaScript: show them.
 function enhance(root) {
-  for (const b of root.querySelectorAll('[data-copy-target][hidden]')) b.hidden = false
+  for (const b of root.querySelectorAll('[data-copy-target][hidden], [data-unassign][hidden]')) b.hidden = false
 }
 document.addEventListener('DOMContentLoaded', () => enhance(document))
 document.addEventListener('htmx:afterSettle', (event) => {
@@ -73,4 +73,16 @@ document.addEventListener('change', (event) => {
   const form = event.target.closest('#selection-form')
   const count = form?.querySelector('.selected-count')
   if (count) count.textContent = String(form.querySelectorAll('input.select-row:checked').length)
+})
+
+// The ✕ of an assigned account unchecks it: removed when the form is saved.
+document.addEventListener('click', (event) => {
+  const button = event.target.closest('[data-unassign]')
+  if (!button) return
+  const row = button.closest('tr')
+  const box = row?.querySelector('input[name="account"]')
+  if (box) {
+    box.checked = false
+    row.classList.add('unassigned')
+  }
 })

@@ -33,6 +33,7 @@ export const configSchema = z.object({
   SECRETS_KEY: hexKey.optional(),
   SESSION_IDLE_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(30),
   SESSION_MAX_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
+  ASSIST_MAX_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   MAIL_FROM: z.string().min(3).default('MSSP Portal <no-reply@localhost>'),
   SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -56,6 +57,7 @@ export type Config = Readonly<{
   secretsKey: string | undefined
   sessionIdleMinutes: number
   sessionMaxHours: number
+  assistMaxMinutes: number
   smtpUrl: string | undefined
   mailFrom: string
   smsWebhookUrl: string | undefined
@@ -104,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretsKey: e.SECRETS_KEY,
     sessionIdleMinutes: e.SESSION_IDLE_MINUTES,
     sessionMaxHours: e.SESSION_MAX_HOURS,
+    assistMaxMinutes: e.ASSIST_MAX_MINUTES,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
     smsWebhookUrl: e.SMS_WEBHOOK_URL,

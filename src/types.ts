@@ -18,6 +18,11 @@ export interface AuthContext {
   via: 'session' | 'api-key'
   /** The user has a second factor configured (SMS or authenticator app). */
   has2fa: boolean
+  /**
+   * While an Administrator assists a user, `user` is the assisted user (every rule applies
+   * as to them) and `assistedBy` is the Administrator; null otherwise.
+   */
+  assistedBy: User | null
 }
 
 declare module 'fastify' {

@@ -3,6 +3,7 @@ import * as m0001 from '../../migrations/0001_foundation.ts'
 import * as m0002 from '../../migrations/0002_api_keys.ts'
 import * as m0003 from '../../migrations/0003_accounts_logos.ts'
 import * as m0004 from '../../migrations/0004_two_factor.ts'
+import * as m0005 from '../../migrations/0005_assist.ts'
 
 // Static list: a bundle or a single executable cannot import migration files at run time.
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   '0002_api_keys': m0002,
   '0003_accounts_logos': m0003,
   '0004_two_factor': m0004,
+  '0005_assist': m0005,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -39,6 +39,8 @@ export interface SessionsTable {
   flash: string | null
   pending_2fa: Generated<number>
   code_attempts: Generated<number>
+  assist_user_id: number | null
+  assist_started_at: number | null
 }
 
 export interface OneTimeCodesTable {

@@ -5,7 +5,9 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { authenticateApiKeys, parseApiKeysHeader } from '../areas/api/service.ts'
-import { UnauthorizedError } from '../lib/errors.ts'
+import { ConflictError, ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
+import { ADMINISTRATOR } from '../lib/roles.ts'
+import { findUserByUsername } from '../areas/auth/repository.ts'
 import pkg from '../../package.json' with { type: 'json' }
 
 const HAS_API_KEYS = 'present'
@@ -42,10 +44,12 @@ export default fp(async (app) => {
 
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
   app.addHook('onRequest', async (request) => {
-    if (!('x-apikeys' in request.headers)) return
-    const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
-    if (!user) throw new UnauthorizedError('Invalid API keys.')
-    request.auth = { user, session: null, via: 'api-key', has2fa: false }
+    if ('x-apikeys' in request.headers) {
+      const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
+      if (!user) throw new UnauthorizedError('Invalid API keys.')
+      request.auth = { user, session: null, via: 'api-key', has2fa: false, assistedBy: null }
+    }
+    if ('x-impersonate' in request.headers && request.auth) await impersonate(request)
   })
 
   await app.register(swagger, {
@@ -62,6 +66,22 @@ export default fp(async (app) => {
   })
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger())
 })
+
+/**
+ * `X-Impersonate: username=...` on an Administrator's API call acts as that user (Tenable's
+ * assist for the API): the same rules as assisting in the browser, audited with both names.
+ */
+async function impersonate(request: FastifyRequest): Promise<void> {
+  const auth = request.auth!
+  const username = /^\s*username\s*=\s*(\S+)\s*$/.exec(String(request.headers['x-impersonate']))?.[1]?.toLowerCase()
+  if (auth.user.role !== ADMINISTRATOR || auth.assistedBy) throw new ForbiddenError('Only an Administrator can impersonate a user.')
+  if (!username) throw new HttpError(400, 'X-Impersonate must be username=<username>.')
+  const target = await findUserByUsername(request.server.db, username)
+  if (!target) throw new NotFoundError('No user has this username.')
+  if (target.id === auth.user.id) throw new ConflictError('You cannot impersonate yourself.')
+  if (target.enabled !== 1) throw new ConflictError('You cannot impersonate a disabled user.')
+  request.auth = { ...auth, user: target, has2fa: true, assistedBy: auth.user }
+}
 
 function rateLimitKey(request: FastifyRequest): string {
   const keys = parseApiKeysHeader(request.headers['x-apikeys'])

@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import secureSession from '@fastify/secure-session'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Database, User } from '../db/schema.ts'
+import type { Database, Session, User } from '../db/schema.ts'
+import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
 
@@ -63,9 +64,30 @@ export default fp(async (app) => {
       return
     }
     if (now - found.session.last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
-    request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa }
+    request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa, assistedBy: null }
+    if (found.session.assist_user_id !== null) await applyAssist(request, found.user, found.session)
   })
 })
+
+/**
+ * An Administrator assisting a user acts as that user. Assisting ends by itself after the
+ * time limit, when the user is disabled, or when the Administrator is no longer one.
+ */
+async function applyAssist(request: FastifyRequest, admin: User, session: Session): Promise<void> {
+  const app = request.server
+  const assisted = await repo.findUserById(app.db, session.assist_user_id!)
+  const expired = session.assist_started_at! + app.config.assistMaxMinutes * 60_000 <= Date.now()
+  if (!assisted || assisted.enabled !== 1 || admin.role !== ADMINISTRATOR || expired) {
+    await repo.setAssist(app.db, session.id, null, Date.now())
+    session.assist_user_id = null
+    session.assist_started_at = null
+    const message = expired ? `Assisting ended after ${app.config.assistMaxMinutes} minutes.` : 'Assisting ended.'
+    await repo.setSessionFlash(app.db, session.id, message)
+    session.flash = message
+    return
+  }
+  request.auth = { via: 'session', user: assisted, session, has2fa: true, assistedBy: admin }
+}
 
 /** Starts a new session for the user: a fresh id (and so a fresh CSRF token). */
 export const PENDING_2FA_MS = 10 * 60_000

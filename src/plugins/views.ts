@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
 import type { FastifyReply } from 'fastify'
-import { ADMINISTRATOR, roleLabel } from '../lib/roles.ts'
+import { ADMINISTRATOR, ROLES, ROLE_PERMISSIONS, roleLabel } from '../lib/roles.ts'
 import { isHtmx, takeFlash } from './session.ts'
 import { resourceLinks } from '../areas/resources/links.ts'
 import * as fmt from '../lib/format.ts'
@@ -44,6 +44,10 @@ export default fp(async (app) => {
       resourceLinks,
       productName: 'MSSP Portal',
       fmt,
+      roles: ROLES,
+      rolePermissions: ROLE_PERMISSIONS,
+      roleName: roleLabel,
+      assistedBy: auth?.assistedBy ?? null,
       /** aria attributes tying an invalid field to its message (field names are ours, not input). */
       errorAttrs: (errors: Record<string, string> | undefined, field: string) =>
         errors?.[field] ? ` aria-describedby="${field}-error" aria-invalid="true"` : '',

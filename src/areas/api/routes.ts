@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { ASSISTING_MESSAGE } from '../my-account/service.ts'
+import { ForbiddenError } from '../../lib/errors.ts'
 import { hashPassword, verifyPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { HttpError } from '../../lib/errors.ts'
@@ -15,6 +17,10 @@ const keysSchema = z.object({ accessKey: z.string(), secretKey: z.string() })
 
 /** The caller's own session endpoints (Tenable's `/session`). */
 const routes: FastifyPluginAsyncZod = async (app) => {
+  // While assisting (or impersonating), the user's password, 2FA and keys stay theirs to change.
+  app.addHook('preHandler', async (request) => {
+    if (request.method !== 'GET' && request.auth?.assistedBy) throw new ForbiddenError(ASSISTING_MESSAGE)
+  })
   app.get('/session', {
     config: { access: 'user' },
     schema: { tags: ['session'], summary: "The caller's user object", response: { 200: apiUserSchema, 401: errorSchema } },

@@ -16,13 +16,15 @@ export interface AuditInput {
 /** Records one audit event: UTC time, actor, the assisting Administrator, action, target, outcome. */
 export async function audit(db: Kysely<Database>, request: FastifyRequest | null, input: AuditInput): Promise<void> {
   const actor = input.actor !== undefined ? input.actor : (request?.auth?.user ?? null)
+  // While assisting, every event names the Administrator behind the user.
+  const assisting = request?.auth?.assistedBy ?? null
   await insertAuditEvent(db, {
     id: uuid(),
     created_at: Date.now(),
     actor_user_id: actor?.id ?? null,
     actor_name: actor?.username ?? null,
-    assisting_user_id: null,
-    assisting_name: null,
+    assisting_user_id: assisting?.id ?? null,
+    assisting_name: assisting?.username ?? null,
     action: input.action,
     outcome: input.outcome ?? 'success',
     target_type: input.target?.type ?? null,

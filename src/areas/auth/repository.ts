@@ -39,11 +39,20 @@ export async function isApprovedDomain(db: Db, domain: string): Promise<boolean>
 
 // Sessions
 
-export async function insertSession(db: Db, session: Omit<Session, 'flash' | 'code_attempts'>): Promise<void> {
-  await db.insertInto('sessions').values({ ...session, flash: null, code_attempts: 0 }).execute()
+export async function insertSession(db: Db, session: Omit<Session, 'flash' | 'code_attempts' | 'assist_user_id' | 'assist_started_at'>): Promise<void> {
+  await db.insertInto('sessions').values({ ...session, flash: null, code_attempts: 0, assist_user_id: null, assist_started_at: null }).execute()
 }
 
-const SESSION_COLUMNS = ['id', 'user_id', 'remember_me', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'flash', 'pending_2fa', 'code_attempts'] as const
+export async function setAssist(db: Db, sessionId: string, assistUserId: number | null, now: number): Promise<void> {
+  await db.updateTable('sessions').set({ assist_user_id: assistUserId, assist_started_at: assistUserId ? now : null }).where('id', '=', sessionId).execute()
+}
+
+export async function userHasTwoFactor(db: Db, userId: number): Promise<boolean> {
+  const row = await db.selectFrom('two_factor').select(['sms_phone', 'totp_secret']).where('user_id', '=', userId).executeTakeFirst()
+  return Boolean(row?.sms_phone || row?.totp_secret)
+}
+
+const SESSION_COLUMNS = ['id', 'user_id', 'remember_me', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'flash', 'pending_2fa', 'code_attempts', 'assist_user_id', 'assist_started_at'] as const
 
 /** The session, its user and whether that user has a second factor, in one query. */
 export async function findSessionWithUser(db: Db, id: string): Promise<{ session: Session; user: User; has2fa: boolean } | undefined> {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
+import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { ForbiddenError, HttpError, ValidationError } from '../../lib/errors.ts'
 import { errorSchema } from '../api/routes.ts'
 import { deleteTwoFactor, findTwoFactor, upsertTwoFactor } from '../two-factor/repository.ts'
@@ -26,6 +27,10 @@ function badRequest(err: unknown): never {
 }
 
 const routes: FastifyPluginAsyncZod = async (app) => {
+  // While assisting (or impersonating), the user's password, 2FA and keys stay theirs to change.
+  app.addHook('preHandler', async (request) => {
+    if (request.method !== 'GET' && request.auth?.assistedBy) throw new ForbiddenError(ASSISTING_MESSAGE)
+  })
   app.post('/users/:id/two-factor/send-verification', {
     config: { access: 'user' },
     schema: { tags: ['two-factor'], summary: 'Send a verification code by text message to a new phone number (your own account)', params: idParams, body: z.object({ sms_phone: z.string().min(1).max(40) }), response: { 200: z.object({}), 400: errorSchema, 403: errorSchema } },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import QRCode from 'qrcode'
-import { ValidationError } from '../../lib/errors.ts'
+import { ForbiddenError, ValidationError } from '../../lib/errors.ts'
+import { ASSISTING_MESSAGE } from './service.ts'
 import { totpUri } from '../../lib/otp.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { generateApiKeys } from '../api/service.ts'
@@ -19,6 +20,11 @@ const str = (body: unknown, key: string) => {
 // Setup routes stay reachable when the require-2FA setting sends a user here first.
 const routes: FastifyPluginAsync = async (app) => {
   const setup = { config: { access: 'two-factor-setup' as const } }
+
+  // While assisting, the user's password, e-mail, 2FA and API keys cannot be changed.
+  app.addHook('preHandler', async (request) => {
+    if (request.method !== 'GET' && request.auth?.assistedBy && request.url !== '/my-account/profile') throw new ForbiddenError(ASSISTING_MESSAGE)
+  })
 
   async function renderAccount(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
     const user = request.auth!.user

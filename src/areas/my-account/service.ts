@@ -11,6 +11,8 @@ import * as tfa from '../two-factor/service.ts'
 
 // The rules of My Account: a user's own profile, password and second factors.
 
+export const ASSISTING_MESSAGE = 'While assisting a user you cannot change their password, e-mail address, two-factor authentication or API keys.'
+
 const profileSchema = z.object({
   name: z.string().trim().min(1, 'Enter your name.').max(200, 'The name can be at most 200 characters.'),
   email: z.union([z.literal(''), z.email('Enter a valid e-mail address.').max(254)]),
@@ -31,6 +33,7 @@ export async function updateProfile(request: FastifyRequest, input: unknown): Pr
   if (!parsed.success) throw new ValidationError(firstErrors(parsed.error))
   const email = parsed.data.email.trim().toLowerCase() || null
   const emailChanged = email !== user.email
+  if (emailChanged && request.auth!.assistedBy) throw new ValidationError({ email: ASSISTING_MESSAGE })
   if (emailChanged && !(await verifyPassword(user.password_hash, parsed.data.current_password))) {
     throw new ValidationError({ current_password: 'Enter your current password to change your e-mail address.' })
   }

@@ -1,33 +1,410 @@
-import type { Kysely } from 'kysely'
+import { domainToASCII } from 'node:url'
+import type { FastifyRequest } from 'fastify'
+import { PostgresAdapter, sql, type Kysely } from 'kysely'
+import { z } from 'zod'
 import type { Database } from '../../db/schema.ts'
+import { ConflictError, ValidationError } from '../../lib/errors.ts'
+import { sha256 } from '../../lib/tokens.ts'
+import { audit } from '../audit/service.ts'
+import { resourceLinks as DEFAULT_RESOURCE_LINKS } from '../resources/links.ts'
+
+type Db = Kysely<Database>
 
 // Portal-wide settings (the settings table). Read on every guarded request, so kept in
 // memory for a few seconds: another process's change applies within SETTINGS_TTL_MS.
 export const SETTINGS_TTL_MS = 5_000
 
-export interface Settings {
-  require2fa: boolean
+export interface ResourceLink {
+  label: string
+  href: string
 }
 
-const DEFAULTS: Settings = { require2fa: false }
-const cache = new WeakMap<Kysely<Database>, { at: number; settings: Settings }>()
+export interface Settings {
+  require2fa: boolean
+  /** The Resource Center menu's links (the defaults until an Administrator changes them). */
+  resourceLinks: readonly ResourceLink[]
+}
 
-export async function getSettings(db: Kysely<Database>): Promise<Settings> {
+const KEY_REQUIRE_2FA = 'require_2fa'
+export const KEY_RESOURCE_LINKS = 'resource_links'
+
+const DEFAULT_LINKS: readonly ResourceLink[] = Object.freeze(DEFAULT_RESOURCE_LINKS.map((l) => Object.freeze({ label: l.label, href: l.href })))
+const DEFAULTS: Settings = { require2fa: false, resourceLinks: DEFAULT_LINKS }
+const cache = new WeakMap<Db, { at: number; settings: Settings }>()
+
+export async function getSettings(db: Db): Promise<Settings> {
   const hit = cache.get(db)
   if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.settings
   const rows = await db.selectFrom('settings').select(['key', 'value']).execute()
   const settings = { ...DEFAULTS }
-  for (const r of rows) if (r.key === 'require_2fa') settings.require2fa = r.value === 'true'
-  cache.set(db, { at: Date.now(), settings })
+  for (const r of rows) {
+    if (r.key === KEY_REQUIRE_2FA) settings.require2fa = r.value === 'true'
+    else if (r.key === KEY_RESOURCE_LINKS) settings.resourceLinks = parseStoredLinks(r.value) ?? DEFAULT_LINKS
+  }
+  cache.set(db, { at: Date.now(), settings: Object.freeze(settings) })
   return settings
 }
 
-export async function setRequire2fa(db: Kysely<Database>, value: boolean): Promise<void> {
+/** Forgets this process's cached settings (the next read goes to the database). */
+export function clearSettingsCache(db: Db): void {
+  cache.delete(db)
+}
+
+export async function setRequire2fa(db: Db, value: boolean): Promise<void> {
   const now = Date.now()
   await db
     .insertInto('settings')
-    .values({ key: 'require_2fa', value: String(value), updated_at: now })
+    .values({ key: KEY_REQUIRE_2FA, value: String(value), updated_at: now })
     .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(value), updated_at: now }))
     .execute()
+  cache.delete(db)
+}
+
+/**
+ * Turns the require-2FA switch on or off for an Administrator's request, audited.
+ * Returns false when it already had that value (nothing written, nothing audited).
+ */
+export async function changeRequire2fa(request: FastifyRequest, value: boolean): Promise<boolean> {
+  const { db } = request.server
+  const row = await db.selectFrom('settings').select('value').where('key', '=', KEY_REQUIRE_2FA).executeTakeFirst()
+  const previous = row?.value === 'true'
+  if (previous === value) return false
+  await db.transaction().execute(async (trx) => {
+    await setRequire2fa(trx, value)
+    await audit(trx, request, { action: 'settings.require_2fa', target: { type: 'setting', id: KEY_REQUIRE_2FA }, fields: { value, previous } })
+  })
+  cache.delete(db)
+  return true
+}
+
+/** Enabled users without a second factor (whom the switch would send to setup). */
+export async function countUsersWithout2fa(db: Db): Promise<{ without: number; enabled: number }> {
+  const row = await db
+    .selectFrom('users')
+    .leftJoin('two_factor', 'two_factor.user_id', 'users.id')
+    .select((eb) => [
+      eb.fn.countAll<number>().as('enabled'),
+      eb.fn.sum<number>(eb.case().when(eb.and([eb('two_factor.sms_phone', 'is', null), eb('two_factor.totp_secret', 'is', null)])).then(1).else(0).end()).as('without'),
+    ])
+    .where('users.enabled', '=', 1)
+    .executeTakeFirstOrThrow()
+  return { without: Number(row.without ?? 0), enabled: Number(row.enabled) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Approved domains: usernames are name@domain, and a domain must be approved to be used.
+
+export interface DomainRow {
+  domain: string
+  created_at: number
+  users: number
+}
+
+/** Thrown when a rule refuses a change (in use, last domain, duplicate): a 422 with the reason. */
+export class SettingsRuleError extends ValidationError {
+  constructor(field: string, message: string) {
+    super({ [field]: message }, message)
+  }
+}
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+/** The last label as usernames accept it (see auth/service.ts USERNAME_PATTERN). */
+const TOP_LABEL = /^[a-z]{2,63}$/
+
+/**
+ * A domain as typed, checked and lower-cased: a DNS name like example.com whose users'
+ * usernames (name@domain) the portal accepts. Throws ValidationError on the `domain` field.
+ */
+export function parseDomain(input: unknown): string {
+  const fail = (message: string): never => {
+    throw new SettingsRuleError('domain', message)
+  }
+  let domain = (typeof input === 'string' ? input : '').trim().toLowerCase()
+  if (domain.endsWith('.')) domain = domain.slice(0, -1)
+  if (!domain) fail('Enter a domain, like example.com.')
+  if (domain.includes('@')) fail('Enter the domain only, without a name or @: like example.com.')
+  if (/^[a-z][a-z0-9+.-]*:\/\//.test(domain) || domain.includes('/')) fail('Enter the domain only, without https:// or a path: like example.com.')
+  if (/[^\x21-\x7e]/.test(domain)) {
+    if (/\s/.test(domain)) fail('A domain cannot contain spaces.')
+    const ascii = domainToASCII(domain)
+    fail(ascii ? `Enter an international domain in its ASCII form: ${ascii}.` : 'Use only the letters a-z, digits, hyphens and dots.')
+  }
+  if (domain.length > 253) fail('A domain can be at most 253 characters.')
+  const labels = domain.split('.')
+  if (labels.length < 2) fail('Enter a full domain with a dot, like example.com.')
+  if (labels.every((l) => /^\d+$/.test(l))) fail('Enter a domain name, not an IP address.')
+  for (const label of labels) {
+    if (!label) fail('A domain cannot have two dots in a row, or start with a dot.')
+    if (label.length > 63) fail('Each part of a domain between dots can be at most 63 characters.')
+    if (!LABEL.test(label)) fail('Use only the letters a-z, digits, hyphens and dots; each part between dots starts and ends with a letter or digit.')
+  }
+  if (!TOP_LABEL.test(labels.at(-1)!)) fail('The domain must end in a top-level domain of letters, like .com or .org.')
+  return domain
+}
+
+/** LIKE pattern matching usernames at exactly this domain ('!' escapes). */
+function usernamePattern(domain: string): string {
+  return `%@${domain.replace(/[!%_]/g, '!$&')}`
+}
+
+/** How many users (enabled or not) have a username at this domain. */
+export async function countUsersAtDomain(db: Db, domain: string): Promise<number> {
+  const row = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where(sql<boolean>`username like ${usernamePattern(domain)} escape '!'`)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+export async function listDomains(db: Db): Promise<DomainRow[]> {
+  const rows = await db.selectFrom('approved_domains').select(['domain', 'created_at']).orderBy('domain').execute()
+  const out: DomainRow[] = []
+  for (const r of rows) out.push({ domain: r.domain, created_at: Number(r.created_at), users: await countUsersAtDomain(db, r.domain) })
+  return out
+}
+
+/** Who changes a setting: a web request (its user), or the command line. */
+export type Actor = FastifyRequest | 'cli'
+
+function auditAs(db: Db, actor: Actor, input: Parameters<typeof audit>[2]) {
+  return actor === 'cli' ? audit(db, null, { ...input, actor: null, fields: { ...input.fields, via: 'cli' } }) : audit(db, actor, input)
+}
+
+/** Approves a domain; a duplicate is refused. Returns the stored (lower-cased) domain. */
+export async function addDomain(db: Db, actor: Actor, input: unknown): Promise<string> {
+  const domain = parseDomain(input)
+  const duplicate = () => new SettingsRuleError('domain', `${domain} is already an approved domain.`)
+  if (await db.selectFrom('approved_domains').select('domain').where('domain', '=', domain).executeTakeFirst()) throw duplicate()
+  await db.transaction().execute(async (trx) => {
+    const res = await trx
+      .insertInto('approved_domains')
+      .values({ domain, created_at: Date.now() })
+      .onConflict((oc) => oc.column('domain').doNothing())
+      .executeTakeFirst()
+    if (Number(res.numInsertedOrUpdatedRows ?? 0) !== 1) throw duplicate()
+    await auditAs(trx, actor, { action: 'settings.domain_add', target: { type: 'approved_domain', id: domain, name: domain } })
+  })
+  return domain
+}
+
+function isPostgres(db: Db): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter
+}
+
+/**
+ * Removes an approved domain, unless a user's username is at it (that user could no longer
+ * be edited or recreated) or it is the last one. Checked and deleted in one statement, after
+ * locking the domains on PostgreSQL, so that two removals at once cannot leave none.
+ */
+export async function removeDomain(db: Db, actor: Actor, input: unknown): Promise<string> {
+  const domain = (typeof input === 'string' ? input : '').trim().toLowerCase()
+  if (!domain) throw new SettingsRuleError('remove', 'Choose a domain to remove.')
+  await db.transaction().execute(async (trx) => {
+    if (isPostgres(trx)) await trx.selectFrom('approved_domains').select('domain').forUpdate().execute()
+    const res = await trx
+      .deleteFrom('approved_domains')
+      .where('domain', '=', domain)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('users').select(sql.lit(1).as('one')).where(sql<boolean>`username like ${usernamePattern(domain)} escape '!'`))))
+      .where((eb) => eb(eb.selectFrom('approved_domains as others').select(eb.fn.countAll().as('n')), '>', 1))
+      .executeTakeFirst()
+    if (Number(res.numDeletedRows) !== 1) {
+      const exists = await trx.selectFrom('approved_domains').select('domain').where('domain', '=', domain).executeTakeFirst()
+      if (!exists) throw new SettingsRuleError('remove', `${domain} is not an approved domain.`)
+      const users = await countUsersAtDomain(trx, domain)
+      if (users > 0) {
+        throw new SettingsRuleError('remove', `${domain} cannot be removed: ${users} ${users === 1 ? 'user has a username' : 'users have usernames'} at this domain. Change or delete ${users === 1 ? 'that user' : 'those users'} first.`)
+      }
+      throw new SettingsRuleError('remove', `${domain} cannot be removed: it is the last approved domain, and every username needs one. Add another domain first.`)
+    }
+    await auditAs(trx, actor, { action: 'settings.domain_remove', target: { type: 'approved_domain', id: domain, name: domain } })
+  })
+  return domain
+}
+
+// ---------------------------------------------------------------------------------------
+// Resource Center links: stored as JSON under one settings key; no row means the defaults.
+
+export const MAX_RESOURCE_LINKS = 20
+export const MAX_LABEL_LENGTH = 100
+export const MAX_HREF_LENGTH = 2000
+
+/**
+ * A link target the portal may show: https://… anywhere, or a path on the portal itself.
+ * Returns the href to store, or a message saying what is wrong.
+ */
+export function checkHref(input: string): { href: string } | { error: string } {
+  const href = input.trim()
+  if (!href) return { error: 'Enter the URL: https://… or a path on the portal starting with /.' }
+  if (href.length > MAX_HREF_LENGTH) return { error: `The URL can be at most ${MAX_HREF_LENGTH} characters.` }
+  if (/[\s\u0000-\u001f\u007f]/.test(href)) return { error: 'The URL cannot contain spaces or control characters.' }
+  if (href.startsWith('//') || href.startsWith('/\\')) return { error: 'A path on the portal starts with a single /. For another site, enter its full https:// address.' }
+  if (href.startsWith('/')) {
+    if (/[\\"'<>`]/.test(href) || /[^\x21-\x7e]/.test(href)) return { error: 'The path contains a character a link cannot carry (\\ " \' < > or `).' }
+    return { href }
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(href)?.[1]?.toLowerCase()
+  if (scheme === 'http') return { error: 'Use an https:// address: plain http:// links are not allowed.' }
+  if (scheme && scheme !== 'https') return { error: 'Only https:// addresses and paths on the portal (starting with /) are allowed.' }
+  if (!scheme) return { error: 'Enter a full address starting with https://, or a path on the portal starting with /.' }
+  let url: URL
+  try {
+    url = new URL(href)
+  } catch {
+    return { error: 'This is not a valid https:// address.' }
+  }
+  if (!url.hostname || !/^https:\/\//i.test(href)) return { error: 'This is not a valid https:// address.' }
+  if (url.username || url.password) return { error: 'The address cannot contain a user name or password.' }
+  if (url.href.length > MAX_HREF_LENGTH) return { error: `The URL can be at most ${MAX_HREF_LENGTH} characters.` }
+  return { href: url.href }
+}
+
+const labelSchema = z
+  .string()
+  .transform((s) => s.trim())
+  .pipe(
+    z
+      .string()
+      .min(1, 'Enter the label the menu shows.')
+      .max(MAX_LABEL_LENGTH, `The label can be at most ${MAX_LABEL_LENGTH} characters.`)
+      .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'The label cannot contain control characters.'),
+  )
+
+/** Checks one link as typed; throws ValidationError with `label` and/or `href` messages. */
+export function parseLink(input: { label?: unknown; href?: unknown }): ResourceLink {
+  const errors: Record<string, string> = {}
+  const label = labelSchema.safeParse(typeof input.label === 'string' ? input.label : '')
+  if (!label.success) errors.label = label.error.issues[0]!.message
+  const href = checkHref(typeof input.href === 'string' ? input.href : '')
+  if ('error' in href) errors.href = href.error
+  if (Object.keys(errors).length) throw new ValidationError(errors, 'The link was not added. Correct the highlighted fields.')
+  return { label: (label as { data: string }).data, href: (href as { href: string }).href }
+}
+
+const storedLinksSchema = z.array(z.object({ label: z.string(), href: z.string() })).max(MAX_RESOURCE_LINKS)
+
+/** The stored JSON as links, or null when it is not a valid list (the defaults apply). */
+function parseStoredLinks(value: string): ResourceLink[] | null {
+  try {
+    const parsed = storedLinksSchema.safeParse(JSON.parse(value))
+    if (!parsed.success) return null
+    const links = parsed.data.map((l) => {
+      const checked = parseLink(l)
+      return Object.freeze({ label: checked.label, href: checked.href })
+    })
+    return Object.freeze(links) as ResourceLink[]
+  } catch {
+    return null
+  }
+}
+
+/** The Resource Center menu's links, from the short-lived settings cache. */
+export async function getResourceLinks(db: Db): Promise<Array<{ label: string; href: string }>> {
+  return (await getSettings(db)).resourceLinks as Array<{ label: string; href: string }>
+}
+
+export interface ResourceLinksState {
+  links: ResourceLink[]
+  /** True when no list is stored: the built-in defaults. */
+  isDefault: boolean
+  /** A token of the stored list: edits made from an older page are refused, not misapplied. */
+  version: string
+}
+
+function versionOf(value: string | null): string {
+  return value === null ? 'default' : sha256(value).slice(0, 16)
+}
+
+async function readLinksRow(db: Db): Promise<string | null> {
+  const row = await db.selectFrom('settings').select('value').where('key', '=', KEY_RESOURCE_LINKS).executeTakeFirst()
+  return row?.value ?? null
+}
+
+/** The current list straight from the database (for the Settings page). */
+export async function resourceLinksState(db: Db): Promise<ResourceLinksState> {
+  const raw = await readLinksRow(db)
+  const parsed = raw === null ? null : parseStoredLinks(raw)
+  return { links: [...(parsed ?? DEFAULT_LINKS)].map((l) => ({ ...l })), isDefault: parsed === null, version: versionOf(raw) }
+}
+
+export class StaleListError extends ConflictError {
+  constructor() {
+    super('The Resource Center links were changed meanwhile (perhaps by another Administrator). Nothing was changed: here is the current list; try again.')
+  }
+}
+
+/**
+ * Applies one edit to the list: refused when the page's version is not the stored one, and
+ * written only if nobody wrote in between (compare and swap). Audited with the edit.
+ */
+async function editLinks(request: FastifyRequest, version: unknown, action: string, edit: (links: ResourceLink[]) => { links: ResourceLink[]; fields: Record<string, string | number | boolean | null> }): Promise<void> {
+  const { db } = request.server
+  const raw = await readLinksRow(db)
+  if (version !== versionOf(raw)) throw new StaleListError()
+  const current = [...(raw === null ? DEFAULT_LINKS : (parseStoredLinks(raw) ?? DEFAULT_LINKS))].map((l) => ({ ...l }))
+  const { links, fields } = edit(current)
+  const value = JSON.stringify(links.map((l) => ({ label: l.label, href: l.href })))
+  const now = Date.now()
+  await db.transaction().execute(async (trx) => {
+    const res =
+      raw === null
+        ? await trx.insertInto('settings').values({ key: KEY_RESOURCE_LINKS, value, updated_at: now }).onConflict((oc) => oc.column('key').doNothing()).executeTakeFirst()
+        : await trx.updateTable('settings').set({ value, updated_at: now }).where('key', '=', KEY_RESOURCE_LINKS).where('value', '=', raw).executeTakeFirst()
+    const written = 'numUpdatedRows' in res ? Number(res.numUpdatedRows) : Number(res.numInsertedOrUpdatedRows ?? 0)
+    if (written !== 1) throw new StaleListError()
+    await audit(trx, request, { action, target: { type: 'setting', id: KEY_RESOURCE_LINKS }, fields: { ...fields, count: links.length } })
+  })
+  cache.delete(db)
+}
+
+function linkAt(links: ResourceLink[], index: unknown): number {
+  const i = typeof index === 'string' && /^\d{1,3}$/.test(index) ? Number(index) : -1
+  if (i < 0 || i >= links.length) throw new SettingsRuleError('links', 'That link is no longer in the list.')
+  return i
+}
+
+export async function addResourceLink(request: FastifyRequest, version: unknown, input: { label?: unknown; href?: unknown }): Promise<ResourceLink> {
+  const link = parseLink(input)
+  await editLinks(request, version, 'settings.resource_link_add', (links) => {
+    if (links.length >= MAX_RESOURCE_LINKS) throw new SettingsRuleError('links', `The Resource Center can hold at most ${MAX_RESOURCE_LINKS} links. Remove one first.`)
+    if (links.some((l) => l.href === link.href)) throw new ValidationError({ href: 'This URL is already in the list.' }, 'The link was not added. Correct the highlighted fields.')
+    return { links: [...links, link], fields: { label: link.label, href: link.href } }
+  })
+  return link
+}
+
+export async function removeResourceLink(request: FastifyRequest, version: unknown, index: unknown): Promise<ResourceLink> {
+  let removed: ResourceLink | undefined
+  await editLinks(request, version, 'settings.resource_link_remove', (links) => {
+    const i = linkAt(links, index)
+    removed = links[i]!
+    return { links: links.filter((_, j) => j !== i), fields: { label: removed.label, href: removed.href } }
+  })
+  return removed!
+}
+
+export async function moveResourceLink(request: FastifyRequest, version: unknown, index: unknown, direction: unknown): Promise<ResourceLink> {
+  if (direction !== 'up' && direction !== 'down') throw new SettingsRuleError('links', 'Choose whether to move the link up or down.')
+  let moved: ResourceLink | undefined
+  await editLinks(request, version, 'settings.resource_link_move', (links) => {
+    const i = linkAt(links, index)
+    const j = direction === 'up' ? i - 1 : i + 1
+    moved = links[i]!
+    if (j < 0 || j >= links.length) throw new SettingsRuleError('links', `“${moved.label}” is already ${direction === 'up' ? 'first' : 'last'}.`)
+    const next = [...links]
+    next[i] = links[j]!
+    next[j] = moved
+    return { links: next, fields: { label: moved.label, href: moved.href, from: i + 1, to: j + 1 } }
+  })
+  return moved!
+}
+
+/** Back to the built-in links (the stored list is deleted, so later defaults apply too). */
+export async function resetResourceLinks(request: FastifyRequest): Promise<void> {
+  const { db } = request.server
+  await db.transaction().execute(async (trx) => {
+    const res = await trx.deleteFrom('settings').where('key', '=', KEY_RESOURCE_LINKS).executeTakeFirst()
+    if (Number(res.numDeletedRows) > 0) await audit(trx, request, { action: 'settings.resource_links_reset', target: { type: 'setting', id: KEY_RESOURCE_LINKS } })
+  })
   cache.delete(db)
 }

@@ -1,0 +1,182 @@
+import type { FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import type { User } from '../../db/schema.ts'
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.ts'
+import { hashPassword } from '../../lib/passwords.ts'
+import { checkPassword } from '../../lib/password-policy.ts'
+import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
+import { uuid } from '../../lib/tokens.ts'
+import { deleteUserSessions, findUserByUsername, insertUser, isApprovedDomain, setAssist, updateUser } from '../auth/repository.ts'
+import { usernameDomain } from '../auth/service.ts'
+import { findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
+import { deleteTwoFactor } from '../two-factor/repository.ts'
+import { audit } from '../audit/service.ts'
+import * as repo from './repository.ts'
+
+// The rules for portal users (Administrator only): create, edit, assignments, disable,
+// enable, unlock, reset 2FA, delete with transfer, and assist.
+
+export interface UserInput {
+  name: string
+  username: string
+  email: string
+  password: string
+  confirm: string
+  role: string
+  accounts: string[]
+}
+
+const target = (u: Pick<User, 'uuid' | 'username'>) => ({ type: 'user', id: u.uuid, name: u.username })
+
+export async function requireUser(request: FastifyRequest, idOrUuid: string): Promise<User> {
+  const user = await repo.findUserByIdOrUuid(request.server.db, idOrUuid)
+  if (!user) throw new NotFoundError('This user does not exist.')
+  return user
+}
+
+async function validate(request: FastifyRequest, input: UserInput, existing: User | null): Promise<{ errors: Record<string, string>; role: number; accountIds: number[] }> {
+  const { db } = request.server
+  const errors: Record<string, string> = {}
+  const name = input.name.trim()
+  if (!name) errors.name = 'Enter the full name.'
+  else if (name.length > 200) errors.name = 'The full name can be at most 200 characters.'
+  const username = input.username.trim().toLowerCase()
+  if (!existing || username !== existing.username) {
+    const domain = usernameDomain(username)
+    if (!domain || username.length > 254) errors.username = 'A valid username must be in the format name@domain.'
+    else if (!(await isApprovedDomain(db, domain))) errors.username = `The domain ${domain} is not approved for this portal. An Administrator can approve it under Settings.`
+    else if (await findUserByUsername(db, username)) errors.username = 'A user with this username already exists.'
+  }
+  const email = input.email.trim()
+  if (email && !z.email().safeParse(email).success) errors.email = 'Enter a valid e-mail address.'
+  if (!existing || input.password) {
+    const policy = checkPassword(input.password, 'admin-set')
+    if (policy) errors.password = policy
+    else if (input.password !== input.confirm) errors.confirm = 'The passwords do not match.'
+  }
+  const role = Number(input.role)
+  if (!isRole(role)) errors.role = 'Select a role.'
+  let accountIds: number[] = []
+  if (role !== ADMINISTRATOR && input.accounts.length) {
+    const found = await findAccountIdsByUuid(db, [...new Set(input.accounts)])
+    if (found.length !== new Set(input.accounts).size) errors.accounts = 'One or more of the selected accounts no longer exist.'
+    accountIds = found.map((f) => f.id)
+  }
+  if (existing && existing.role === ADMINISTRATOR && role !== ADMINISTRATOR && existing.enabled === 1 && (await repo.countEnabledAdministrators(db, existing.id)) === 0) {
+    errors.role = 'This is the last enabled Administrator: the portal needs at least one.'
+  }
+  return { errors, role, accountIds }
+}
+
+export async function createUser(request: FastifyRequest, input: UserInput): Promise<User> {
+  const { errors, role, accountIds } = await validate(request, input, null)
+  if (Object.keys(errors).length) throw new ValidationError(errors)
+  const passwordHash = await hashPassword(input.password)
+  const now = Date.now()
+  return request.server.db.transaction().execute(async (trx) => {
+    const user = await insertUser(trx, {
+      uuid: uuid(),
+      username: input.username.trim().toLowerCase(),
+      name: input.name.trim(),
+      email: input.email.trim() || null,
+      password_hash: passwordHash,
+      role,
+      enabled: 1,
+      locked_until: null,
+      last_login_at: null,
+      last_failed_login_at: null,
+      last_login_attempt_at: null,
+      password_changed_at: now,
+      created_at: now,
+      updated_at: now,
+    })
+    if (accountIds.length) await replaceAssignments(trx, user.id, accountIds, now)
+    await audit(trx, request, { action: 'user.create', target: target(user), fields: { role: roleLabel(role), accounts: accountIds.length } })
+    return user
+  })
+}
+
+/** Saves the Edit User form; role and assignment changes apply on the user's next request. */
+export async function editUser(request: FastifyRequest, user: User, input: UserInput): Promise<void> {
+  const { errors, role, accountIds } = await validate(request, { ...input, username: user.username }, user)
+  if (Object.keys(errors).length) throw new ValidationError(errors)
+  const passwordHash = input.password ? await hashPassword(input.password) : null
+  const now = Date.now()
+  await request.server.db.transaction().execute(async (trx) => {
+    await updateUser(trx, user.id, {
+      name: input.name.trim(),
+      email: input.email.trim() || null,
+      role,
+      updated_at: now,
+      ...(passwordHash ? { password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null } : {}),
+    })
+    // Only non-administrators have assignments: becoming an Administrator clears them.
+    await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
+    // A password set by an Administrator ends the user's sessions.
+    if (passwordHash) await deleteUserSessions(trx, user.id)
+    await audit(trx, request, {
+      action: 'user.update',
+      target: target(user),
+      fields: { role: roleLabel(role), role_changed: role !== user.role, password_changed: Boolean(passwordHash), accounts: role === ADMINISTRATOR ? 0 : accountIds.length },
+    })
+  })
+}
+
+export async function setEnabled(request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
+  const { db } = request.server
+  const me = request.auth!.assistedBy ?? request.auth!.user
+  if (!enabled && user.id === me.id) throw new ConflictError('You cannot disable yourself.')
+  if (!enabled && user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countEnabledAdministrators(db, user.id)) === 0) {
+    throw new ConflictError('This is the last enabled Administrator: the portal needs at least one.')
+  }
+  await db.transaction().execute(async (trx) => {
+    await updateUser(trx, user.id, { enabled: enabled ? 1 : 0, updated_at: Date.now() })
+    // Disabling ends the user's sessions at once; their API keys fail from the next call.
+    if (!enabled) await deleteUserSessions(trx, user.id)
+    await audit(trx, request, { action: enabled ? 'user.enable' : 'user.disable', target: target(user) })
+  })
+}
+
+export async function unlock(request: FastifyRequest, user: User): Promise<void> {
+  await updateUser(request.server.db, user.id, { failed_login_count: 0, locked_until: null, updated_at: Date.now() })
+  await audit(request.server.db, request, { action: 'user.unlock', target: target(user) })
+}
+
+/** For a lost phone: removes the user's second factors so they can set them up again. */
+export async function resetTwoFactor(request: FastifyRequest, user: User): Promise<void> {
+  await deleteTwoFactor(request.server.db, user.id)
+  await audit(request.server.db, request, { action: 'user.two_factor_reset', target: target(user) })
+}
+
+/** Deletes a disabled user, moving what they owned to the successor, all in one transaction. */
+export async function deleteUser(request: FastifyRequest, user: User, successorUuid: string) {
+  if (user.enabled === 1) throw new ConflictError('Disable the user before deleting them.')
+  const { db } = request.server
+  const successor = successorUuid ? await repo.findUserByUuid(db, successorUuid) : undefined
+  if (!successor || successor.id === user.id || successor.enabled !== 1) throw new ValidationError({ successor: 'Select the new owner of the user’s objects.' })
+  return db.transaction().execute(async (trx) => {
+    const moved = await repo.deleteUserWithTransfer(trx, user.id, successor.id)
+    await audit(trx, request, { action: 'user.delete', target: target(user), fields: { successor: successor.username, accounts_moved: moved.accounts, logos_moved: moved.logos, saved_searches_deleted: moved.savedSearches } })
+    return { successor, moved }
+  })
+}
+
+/** Assist: the Administrator's session acts as the user until they stop (or the time limit). */
+export async function startAssist(request: FastifyRequest, user: User): Promise<void> {
+  const auth = request.auth!
+  if (auth.assistedBy) throw new ConflictError('You are already assisting a user. Stop assisting first.')
+  if (!auth.session) throw new ForbiddenError('Assist works in the browser; API calls use the X-Impersonate header.')
+  if (user.id === auth.user.id) throw new ConflictError('You cannot assist yourself.')
+  if (user.enabled !== 1) throw new ConflictError('You cannot assist a disabled user.')
+  await setAssist(request.server.db, auth.session.id, user.id, Date.now())
+  await audit(request.server.db, request, { action: 'user.assist_start', target: target(user) })
+}
+
+export async function stopAssist(request: FastifyRequest): Promise<User | null> {
+  const auth = request.auth!
+  if (!auth.assistedBy || !auth.session) return null
+  const assisted = auth.user
+  await audit(request.server.db, request, { action: 'user.assist_stop', target: target(assisted) })
+  await setAssist(request.server.db, auth.session.id, null, Date.now())
+  return assisted
+}
