@@ -40,6 +40,7 @@ export const configSchema = z.object({
   SMS_VIA_OUTBOX: booleanish.default(false),
   MSSP_ADMIN_USERNAME: z.string().optional(),
   MSSP_ADMIN_PASSWORD: z.string().optional(),
+  SIGNIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(30),
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   ARGON2_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -66,6 +67,7 @@ export type Config = Readonly<{
   adminPassword: string | undefined
   argon2Concurrency: number | undefined
   apiRateLimitPerMinute: number
+  signInRateLimitPerMinute: number
   logLevel: string
 }>
 
@@ -115,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminPassword: e.MSSP_ADMIN_PASSWORD,
     argon2Concurrency: e.ARGON2_CONCURRENCY,
     apiRateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
+    signInRateLimitPerMinute: e.SIGNIN_RATE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
   })
 }

@@ -6,7 +6,12 @@ import { bootstrapFirstAdministrator } from './lib/bootstrap.ts'
 /** Starts the portal and listens; only this module listens (tests use app.inject). */
 export async function serve(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config)
-  await bootstrapFirstAdministrator(app, (line) => process.stdout.write(line + '\n'))
+  try {
+    await bootstrapFirstAdministrator(app, (line) => process.stdout.write(line + '\n'))
+  } catch (err) {
+    await app.close()
+    throw err
+  }
   await app.listen({ port: config.port, host: config.host })
   let closing = false
   const shutdown = (signal: string) => {

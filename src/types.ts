@@ -48,5 +48,7 @@ declare module 'fastify' {
     access?: Access
     /** Unsafe methods check a CSRF token unless this is false. */
     csrf?: boolean
+    /** Set on API routes: only they accept X-ApiKeys (pages need a browser session). */
+    api?: boolean
   }
 }

@@ -52,9 +52,10 @@ export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<str
     ...(databaseUrl ? { DATABASE_URL: databaseUrl, SESSION_KEY: TEST_SESSION_KEY, SECRETS_KEY: 'b2'.repeat(32) } : {}),
     ...env,
   })
-  const app = await buildApp(config, { pgSchema })
+  // Cleanup is registered before building, so a failed build leaves nothing behind.
+  let app: FastifyInstance | undefined
   t.teardown(async () => {
-    await app.close()
+    await app?.close()
     fs.rmSync(dataDir, { recursive: true, force: true })
     if (databaseUrl && pgSchema) {
       const client = new pg.Client({ connectionString: databaseUrl })
@@ -63,6 +64,7 @@ export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<str
       await client.end()
     }
   })
+  app = await buildApp(config, { pgSchema })
   return { app, dataDir }
 }
 

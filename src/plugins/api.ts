@@ -103,6 +103,7 @@ export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPlu
         keyGenerator: rateLimitKey,
       })
       scope.addHook('onRoute', (route) => {
+        ;(route.config as { api?: boolean }).api = true
         if (constrained) route.constraints = { ...route.constraints, apiKeys: HAS_API_KEYS }
         else if (route.method !== 'HEAD') app.apiRoutes.push(`${String(route.method)} ${route.url}`)
       })

@@ -20,10 +20,12 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
 
 /** The one gate every route passes: who may call it, then CSRF for unsafe browser requests. */
 const guard: preHandlerHookHandler = async function (request) {
-  const { access, csrf } = request.routeOptions.config
+  const { access, csrf, api } = request.routeOptions.config
   if (access !== 'public') {
     const auth = request.auth
     if (!auth) throw new UnauthorizedError()
+    // API keys reach the API only: pages (and their forms) need a browser session.
+    if (auth.via === 'api-key' && !api) throw new UnauthorizedError('API keys are accepted by the API only.')
     // Until the second factor is given, the session reaches only the code step.
     if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
     if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await getSettings(request.server.db)).require2fa) {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { ZodError } from 'zod'
 import { HttpError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
 import { isHtmx } from './session.ts'
 
@@ -38,6 +39,11 @@ export default fp(async (app) => {
       return reply.redirect(detour, 303)
     }
     if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message)
+    // A form or query that does not parse: a clear 400, never a 500.
+    if ((error as unknown) instanceof ZodError) {
+      const issues = (error as unknown as ZodError).issues
+      return sendError(request, reply, 400, 'Some of the values sent are not valid.', { errors: issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message })) })
+    }
     if (error.validation) {
       return sendError(request, reply, 400, error.message, { errors: error.validation.map((v) => ({ path: v.instancePath, message: v.message })) })
     }

@@ -30,7 +30,8 @@ export default fp(async (app) => {
 
   app.decorateReply('render', async function (this: FastifyReply, page, data = {}, opts = {}) {
     const request = this.request
-    const auth = request.auth
+    // A session that still owes its second factor sees the signed-out layout.
+    const auth = request.auth?.session?.pending_2fa === 1 ? null : request.auth
     const wantsFragment = Boolean(opts.fragment) && isHtmx(request) && request.headers['hx-boosted'] !== 'true'
     this.header('Vary', 'HX-Request')
     if (opts.status) this.code(opts.status)

@@ -164,7 +164,7 @@ for (const dialect of dialects) {
       t.equal(htmx.statusCode, 200, 'htmx itself is served')
     })
 
-    t.test('over-long form fields are refused like other bad input, not a server error', { todo: 'bug: over-long fields fail zod .parse() in src/areas/auth/routes.ts and become a 500 page' }, async (t) => {
+    t.test('over-long form fields are refused like other bad input, not a server error', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const user = await createUser(app)
       const cases: Array<[string, Record<string, string>]> = [
@@ -182,7 +182,7 @@ for (const dialect of dialects) {
       }
     })
 
-    t.test('sign-in follows next= only to paths of the portal, however they are spelled', { todo: 'bug: safeNext in src/areas/auth/routes.ts lets "/\\t/evil.example" through (browsers drop the tab: //evil.example); "/\\n..." gives a 500' }, async (t) => {
+    t.test('sign-in follows next= only to paths of the portal, however they are spelled', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const user = await createUser(app)
       for (const next of ['//evil.example/', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/\r\n/evil.example', 'https://evil.example/', '/%09/evil.example']) {

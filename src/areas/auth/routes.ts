@@ -1,17 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
+import { safeNext } from '../../lib/redirects.ts'
 import { endSession, redirect } from '../../plugins/session.ts'
 import { audit } from '../audit/service.ts'
 import * as service from './service.ts'
 
-const text = (max: number) => z.string().max(max).default('')
+// Over-long or malformed fields count as empty: the form answers as for any wrong input.
+const text = (max: number) => z.string().max(max).catch('')
 
 const loginForm = z.object({
   username: text(300),
   password: text(1000),
-  remember_me: z.string().optional(),
-  next: z.string().max(2000).optional(),
+  remember_me: z.string().optional().catch(undefined),
+  next: z.string().max(2000).optional().catch(undefined),
 })
 
 const NOTICES: Record<string, string> = {
@@ -22,16 +25,16 @@ const NOTICES: Record<string, string> = {
   'too-many-codes': 'Too many wrong verification codes. Sign in again to get a new code.',
 }
 
-/** Only same-site paths are followed after sign-in (no open redirects). */
-function safeNext(next: string | undefined): string {
-  return next && /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/accounts'
-}
 
 function first(value: unknown): string {
   return typeof value === 'string' ? value : ''
 }
 
 const routes: FastifyPluginAsync = async (app) => {
+  // Sign-in and reset mails are limited per client address (the lockout protects each user).
+  await app.register(rateLimit, { global: false, max: app.config.signInRateLimitPerMinute, timeWindow: 60_000 })
+  const limited = { config: { access: 'public' as const, rateLimit: { max: app.config.signInRateLimitPerMinute, timeWindow: 60_000 } } }
+  const mailLimited = { config: { access: 'public' as const, rateLimit: { max: Math.max(1, Math.ceil(app.config.signInRateLimitPerMinute / 3)), timeWindow: 60_000 } } }
   app.get('/', { config: { access: 'public' } }, async (request, reply) =>
     reply.redirect(request.auth ? '/accounts' : '/login', 303),
   )
@@ -42,7 +45,7 @@ const routes: FastifyPluginAsync = async (app) => {
     return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[first(query.m)], next: first(query.next) })
   })
 
-  app.post('/login', { config: { access: 'public' } }, async (request, reply) => {
+  app.post('/login', limited, async (request, reply) => {
     const form = loginForm.parse(request.body ?? {})
     const rememberMe = Boolean(form.remember_me)
     const result = form.username && form.password
@@ -69,7 +72,7 @@ const routes: FastifyPluginAsync = async (app) => {
     reply.render('auth/forgot-password', { title: 'Forgot Password' }),
   )
 
-  app.post('/forgot-password', { config: { access: 'public' } }, async (request, reply) => {
+  app.post('/forgot-password', mailLimited, async (request, reply) => {
     const form = z.object({ username: text(300) }).parse(request.body ?? {})
     if (!form.username.trim()) {
       return reply.render('auth/forgot-password', { title: 'Forgot Password', alert: 'Type your username.' }, { status: 422 })
@@ -85,7 +88,7 @@ const routes: FastifyPluginAsync = async (app) => {
     return reply.render('auth/reset-password', { title: 'Choose a New Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
   })
 
-  app.post('/reset-password', { config: { access: 'public' } }, async (request, reply) => {
+  app.post('/reset-password', limited, async (request, reply) => {
     const form = z.object({ token: text(200), password: text(1000), confirm: text(1000) }).parse(request.body ?? {})
     try {
       await service.resetPassword(request, form.token, form.password, form.confirm)
@@ -109,7 +112,7 @@ const routes: FastifyPluginAsync = async (app) => {
     return reply.render('setup/index', { title: 'Set Up', token, invalid: !valid, values: {} }, { status: valid ? 200 : 410 })
   })
 
-  app.post('/setup', { config: { access: 'public' } }, async (request, reply) => {
+  app.post('/setup', limited, async (request, reply) => {
     const form = z
       .object({ token: text(200), name: text(300), username: text(300), email: text(300), password: text(1000), confirm: text(1000) })
       .parse(request.body ?? {})

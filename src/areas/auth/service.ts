@@ -209,7 +209,7 @@ export async function createAdministrator(db: Kysely<Database>, input: NewAdmini
       uuid: uuid(),
       username,
       name: input.name.trim(),
-      email: input.email?.trim() || null,
+      email: input.email?.trim().toLowerCase() || null,
       password_hash: passwordHash,
       role: ADMINISTRATOR,
       enabled: 1,

@@ -6,11 +6,8 @@ import { completeSignIn, recordFailedSignIn } from './service.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import * as tfa from '../two-factor/service.ts'
 import { audit } from '../audit/service.ts'
+import { safeNext } from '../../lib/redirects.ts'
 
-/** Only same-site paths are followed after sign-in (no open redirects). */
-function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/accounts'
-}
 
 // The sign-in code step: a session that passed the password reaches only these routes
 // (access 'pending-2fa') until it gives an SMS, e-mail, authenticator or recovery code.
@@ -44,7 +41,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/login/verify', { config: { access: 'pending-2fa' } }, async (request, reply) => {
     const ctx = await pendingContext(request)
     if (!ctx) return redirect(request, reply, '/accounts')
-    const body = z.object({ code: z.string().max(100).default(''), next: z.string().max(2000).optional() }).parse(request.body ?? {})
+    const body = z.object({ code: z.string().max(100).catch(''), next: z.string().max(2000).optional().catch(undefined) }).parse(request.body ?? {})
     const code = body.code.replace(/\s+/g, '')
     let method: string | null = null
     if (/[a-z-]/i.test(code)) {
@@ -81,7 +78,7 @@ const routes: FastifyPluginAsync = async (app) => {
       return render(request, reply, { alert: channel === 'sms' ? 'Text messages cannot be sent for this account.' : 'No backup e-mail is set up for this account.' }, 422)
     }
     try {
-      await tfa.sendCode(app, { boundTo: ctx.session.id, channel, to, userId: ctx.user.id, purpose: '2fa_sign_in', isResend: true })
+      await tfa.sendCode(app, { boundTo: ctx.session.id, channel, to, userId: ctx.user.id, purpose: '2fa_sign_in' })
     } catch (err) {
       if (err instanceof tfa.ResendLimitError) return render(request, reply, { alert: err.message }, 429)
       throw err

@@ -43,12 +43,13 @@ const routes: FastifyPluginAsync = async (app) => {
     }, { status })
   }
 
-  function done(request: FastifyRequest, reply: FastifyReply, message: string) {
+  async function done(request: FastifyRequest, reply: FastifyReply, message: string) {
+    await flash(request, message)
     if (isHtmx(request)) {
       reply.header('HX-Refresh', 'true')
       return reply.code(204).send()
     }
-    return flash(request, message).then(() => redirect(request, reply, '/my-account'))
+    return redirect(request, reply, '/my-account')
   }
 
   app.get('/my-account', setup, async (request, reply) => renderAccount(request, reply))

@@ -4,7 +4,7 @@ import { hashPassword, verifyPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { ValidationError } from '../../lib/errors.ts'
 import { decryptSecret, encryptSecret, newTotpSecret, totpStep } from '../../lib/otp.ts'
-import { deleteUserSessions, updateUser } from '../auth/repository.ts'
+import { deleteUserSessions, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
 import { audit } from '../audit/service.ts'
 import * as tfRepo from '../two-factor/repository.ts'
 import * as tfa from '../two-factor/service.ts'
@@ -32,7 +32,7 @@ export async function updateProfile(request: FastifyRequest, input: unknown): Pr
   const parsed = profileSchema.safeParse(input)
   if (!parsed.success) throw new ValidationError(firstErrors(parsed.error))
   const email = parsed.data.email.trim().toLowerCase() || null
-  const emailChanged = email !== user.email
+  const emailChanged = email !== (user.email?.toLowerCase() ?? null)
   if (emailChanged && request.auth!.assistedBy) throw new ValidationError({ email: ASSISTING_MESSAGE })
   if (emailChanged && !(await verifyPassword(user.password_hash, parsed.data.current_password))) {
     throw new ValidationError({ current_password: 'Enter your current password to change your e-mail address.' })
@@ -68,6 +68,8 @@ export async function changePassword(request: FastifyRequest, input: { current_p
   await app.db.transaction().execute(async (trx) => {
     await updateUser(trx, user.id, { password_hash: hash, password_changed_at: now, updated_at: now })
     await deleteUserSessions(trx, user.id, session?.id)
+    // A reset link mailed before the change must not undo it.
+    await voidOneTimeCodes(trx, 'password_reset', user.id, now)
     await audit(trx, request, { action: 'user.password_change', target: { type: 'user', id: user.uuid, name: user.username } })
   })
   await app.messenger.send({
@@ -96,7 +98,7 @@ export async function startPhoneSetup(request: FastifyRequest, phoneInput: strin
   const phone = normalisePhone(phoneInput)
   if (!PHONE_PATTERN.test(phone)) throw new ValidationError({ phone: 'Enter the mobile phone number with its country code, for example +1 555 123 4567.' })
   await tfRepo.upsertTwoFactor(app.db, user.id, { pending_phone: phone })
-  await tfa.sendCode(app, { boundTo: setupBinding(user.id), channel: 'sms', to: phone, userId: user.id, purpose: '2fa_setup', isResend: false })
+  await tfa.sendCode(app, { boundTo: setupBinding(user.id), channel: 'sms', to: phone, userId: user.id, purpose: '2fa_setup' })
   return phone
 }
 
@@ -105,7 +107,7 @@ export async function resendSetupCode(request: FastifyRequest): Promise<void> {
   const user = request.auth!.user
   const tf = await tfRepo.findTwoFactor(app.db, user.id)
   if (!tf?.pending_phone) throw new ValidationError({ code: 'Start again: enter your mobile phone number.' })
-  await tfa.sendCode(app, { boundTo: setupBinding(user.id), channel: 'sms', to: tf.pending_phone, userId: user.id, purpose: '2fa_setup', isResend: true })
+  await tfa.sendCode(app, { boundTo: setupBinding(user.id), channel: 'sms', to: tf.pending_phone, userId: user.id, purpose: '2fa_setup' })
 }
 
 /** Two-Factor Setup, step 2: the code from the text message. Returns new recovery codes, if issued. */

@@ -26,7 +26,7 @@ function codeHash(boundTo: string, code: string): string {
 
 export class ResendLimitError extends Error {
   constructor(readonly waitSeconds: number | null) {
-    super(waitSeconds === null ? 'You have asked for too many codes. Sign in again to get a new one.' : `Wait ${waitSeconds} seconds before asking for another code.`)
+    super(waitSeconds === null ? 'You have asked for too many codes. Try again in an hour.' : `Wait ${waitSeconds} seconds before asking for another code.`)
   }
 }
 
@@ -34,14 +34,14 @@ export class ResendLimitError extends Error {
  * Sends a fresh code bound to `boundTo` (a sign-in attempt's session id, or a setup),
  * voiding the previous one. Resends are limited: MAX_RESENDS after the first, RESEND_INTERVAL_MS apart.
  */
-export async function sendCode(app: FastifyInstance, opts: { boundTo: string; channel: CodeChannel; to: string; userId: number; purpose: string; isResend: boolean }): Promise<void> {
+export async function sendCode(app: FastifyInstance, opts: { boundTo: string; channel: CodeChannel; to: string; userId: number; purpose: string }): Promise<void> {
   const now = Date.now()
-  const previous = await repo.codesBoundTo(app.db, opts.boundTo)
-  if (opts.isResend) {
-    if (previous.length > MAX_RESENDS) throw new ResendLimitError(null)
-    const last = previous[0]
-    if (last && now - last.created_at < RESEND_INTERVAL_MS) throw new ResendLimitError(Math.ceil((RESEND_INTERVAL_MS - (now - last.created_at)) / 1000))
-  }
+  // Every send counts, first ones included: at most 1 + MAX_RESENDS an hour per attempt or
+  // setup, RESEND_INTERVAL_MS apart (the state is in the database, so it holds across processes).
+  const previous = (await repo.codesBoundTo(app.db, opts.boundTo)).filter((c) => now - c.created_at < 3_600_000)
+  if (previous.length > MAX_RESENDS) throw new ResendLimitError(null)
+  const last = previous[0]
+  if (last && now - last.created_at < RESEND_INTERVAL_MS) throw new ResendLimitError(Math.ceil((RESEND_INTERVAL_MS - (now - last.created_at)) / 1000))
   const code = numericCode()
   await repo.voidCodesBoundTo(app.db, opts.boundTo, now)
   await insertOneTimeCode(app.db, { id: uuid(), purpose: opts.purpose, user_id: opts.userId, code_hash: codeHash(opts.boundTo, code), created_at: now, expires_at: now + CODE_TTL_MS, bound_to: opts.boundTo })
@@ -81,11 +81,13 @@ export async function issueRecoveryCodes(db: Kysely<Database>, userId: number): 
 export async function startSignInChallenge(request: FastifyRequest, user: User, tf: TwoFactor, sessionId: string): Promise<void> {
   const app = request.server
   if (tf.sms_phone && app.messenger.hasTransport('sms')) {
-    await sendCode(app, { boundTo: sessionId, channel: 'sms', to: tf.sms_phone, userId: user.id, purpose: '2fa_sign_in', isResend: false })
+    await sendCode(app, { boundTo: sessionId, channel: 'sms', to: tf.sms_phone, userId: user.id, purpose: '2fa_sign_in' })
   }
 }
 
 /** Masks a phone number for display: +1 •••• ••67. */
 export function maskPhone(phone: string): string {
-  return `${phone.slice(0, 2)} •••• ••${phone.slice(-2)}`
+  // +1 numbers keep "+1"; others keep a 2-digit country code (+44, +49, ...).
+  const country = phone.startsWith('+1') || phone.startsWith('+7') ? phone.slice(0, 2) : phone.slice(0, 3)
+  return `${country} •••• ••${phone.slice(-2)}`
 }

@@ -6,7 +6,7 @@ import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
 import { uuid } from '../../lib/tokens.ts'
-import { deleteUserSessions, findUserByUsername, insertUser, isApprovedDomain, setAssist, updateUser } from '../auth/repository.ts'
+import { deleteUserSessions, findUserByUsername, insertUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
 import { findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
 import { deleteTwoFactor } from '../two-factor/repository.ts'
@@ -113,7 +113,10 @@ export async function editUser(request: FastifyRequest, user: User, input: UserI
     // Only non-administrators have assignments: becoming an Administrator clears them.
     await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
     // A password set by an Administrator ends the user's sessions.
-    if (passwordHash) await deleteUserSessions(trx, user.id)
+    if (passwordHash) {
+      await deleteUserSessions(trx, user.id)
+      await voidOneTimeCodes(trx, 'password_reset', user.id, now)
+    }
     await audit(trx, request, {
       action: 'user.update',
       target: target(user),
