@@ -19,6 +19,7 @@ import authRoutes from './areas/auth/routes.ts'
 import verifyRoutes from './areas/auth/verify-routes.ts'
 import myAccountRoutes from './areas/my-account/routes.ts'
 import usersRoutes from './areas/users/routes.ts'
+import instancesRoutes from './areas/instances/routes.ts'
 import myAccountApiRoutes from './areas/my-account/api-routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import accountsApiRoutes from './areas/accounts/api-routes.ts'
@@ -96,6 +97,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(verifyRoutes)
   await app.register(myAccountRoutes)
   await app.register(usersRoutes)
+  await app.register(instancesRoutes)
   await app.register(accountsRoutes)
   await app.register(accountsTransferRoutes)
   await app.register(logosRoutes)

@@ -31,6 +31,8 @@ export const configSchema = z.object({
     }),
   SESSION_KEY: hexKey.optional(),
   SECRETS_KEY: hexKey.optional(),
+  SSO_SIGNING_KEY: z.string().regex(/-----BEGIN PRIVATE KEY-----/, 'must be an Ed25519 private key in PKCS#8 PEM form').optional(),
+  DEMO_INSTANCE: booleanish.default(false),
   SESSION_IDLE_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(30),
   SESSION_MAX_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
   ASSIST_MAX_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
@@ -56,6 +58,8 @@ export type Config = Readonly<{
   trustProxy: boolean | number | string
   sessionKey: string | undefined
   secretsKey: string | undefined
+  ssoSigningKey: string | undefined
+  demoInstance: boolean
   sessionIdleMinutes: number
   sessionMaxHours: number
   assistMaxMinutes: number
@@ -106,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     sessionKey: e.SESSION_KEY,
     secretsKey: e.SECRETS_KEY,
+    ssoSigningKey: e.SSO_SIGNING_KEY?.replace(/\\n/g, '\n'),
+    demoInstance: e.DEMO_INSTANCE,
     sessionIdleMinutes: e.SESSION_IDLE_MINUTES,
     sessionMaxHours: e.SESSION_MAX_HOURS,
     assistMaxMinutes: e.ASSIST_MAX_MINUTES,

@@ -181,6 +181,14 @@ export interface RecoveryCodesTable {
   created_at: number
 }
 
+export interface SsoSigningKeysTable {
+  kid: string
+  private_key: string
+  public_jwk: string
+  created_at: number
+  retired_at: number | null
+}
+
 export interface Database {
   users: UsersTable
   approved_domains: ApprovedDomainsTable
@@ -197,6 +205,7 @@ export interface Database {
   saved_searches: SavedSearchesTable
   two_factor: TwoFactorTable
   recovery_codes: RecoveryCodesTable
+  sso_signing_keys: SsoSigningKeysTable
 }
 
 export type TwoFactor = Selectable<TwoFactorTable>

@@ -383,3 +383,16 @@ export async function auditEventExists(db: Db, action: string, targetId: string,
 export async function lockUserRow(db: Db, dialect: Dialect, userId: number): Promise<void> {
   if (dialect === 'postgres') await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute()
 }
+
+// --- Instances ---
+
+/** The distinct instance URLs (null: none set) of the accounts a user can see. */
+export async function distinctInstanceUrls(db: Db, viewer: Viewer): Promise<Array<string | null>> {
+  const rows = await db
+    .selectFrom('accounts')
+    .select('instance_url')
+    .distinct()
+    .$if(viewer.role !== ADMINISTRATOR, (qb) => qb.where((eb) => visibleTo(eb, viewer)!))
+    .execute()
+  return rows.map((r) => r.instance_url)
+}

@@ -8,6 +8,7 @@ import * as service from './service.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import * as saved from './saved-searches.ts'
+import { ssoUnavailableReason } from '../instances/service.ts'
 
 export const listQuerySchema = z.object({
   q: z.string().max(200).catch(''),
@@ -48,7 +49,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
     const page = Math.min(q.page, pages)
     const accounts = await repo.findAccounts(app.db, app.dialect, viewer, { ...query, limit: service.PAGE_SIZE, offset: (page - 1) * service.PAGE_SIZE, preferSortIndex: total >= service.SORT_INDEX_THRESHOLD })
-    return { accounts, total, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE }
+    return { accounts, total, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
 
   app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {

@@ -8,7 +8,8 @@ import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
 import { uuid } from '../../lib/tokens.ts'
 import { deleteUserSessions, findUserByUsername, insertUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
-import { findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
+import { distinctInstanceUrls, findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
+import { instanceBase, notifyUserTransfer } from '../instances/service.ts'
 import { deleteTwoFactor } from '../two-factor/repository.ts'
 import { audit } from '../audit/service.ts'
 import * as repo from './repository.ts'
@@ -157,11 +158,22 @@ export async function deleteUser(request: FastifyRequest, user: User, successorU
   const { db } = request.server
   const successor = successorUuid ? await repo.findUserByUuid(db, successorUuid) : undefined
   if (!successor || successor.id === user.id || successor.enabled !== 1) throw new ValidationError({ successor: 'Select the new owner of the user’s objects.' })
-  return db.transaction().execute(async (trx) => {
+  // The instances the user could reach, found before their assignments go.
+  const bases = await reachableInstances(request, user)
+  const result = await db.transaction().execute(async (trx) => {
     const moved = await repo.deleteUserWithTransfer(trx, user.id, successor.id)
     await audit(trx, request, { action: 'user.delete', target: target(user), fields: { successor: successor.username, accounts_moved: moved.accounts, logos_moved: moved.logos, saved_searches_deleted: moved.savedSearches } })
     return { successor, moved }
   })
+  // Each instance moves the user's objects by the guide's table; delivery is audited.
+  await notifyUserTransfer(request.server, request, user, successor, bases).catch((err) => request.log.warn({ err: (err as Error).message }, 'user transfer notice failed'))
+  return result
+}
+
+async function reachableInstances(request: FastifyRequest, user: User): Promise<string[]> {
+  const app = request.server
+  const urls = await distinctInstanceUrls(app.db, user)
+  return [...new Set(urls.map((instance_url) => instanceBase(app, { instance_url })).filter((b): b is string => b !== null))]
 }
 
 /** Assist: the Administrator's session acts as the user until they stop (or the time limit). */

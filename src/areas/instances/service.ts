@@ -1,0 +1,100 @@
+import crypto from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { SignJWT } from 'jose'
+import type { Account, User } from '../../db/schema.ts'
+import { ConflictError } from '../../lib/errors.ts'
+import { roleLabel } from '../../lib/roles.ts'
+import { parseApps } from '../accounts/licensed-apps.ts'
+import { audit } from '../audit/service.ts'
+import { activeSigningKey } from './signing-keys.ts'
+
+// Single sign-on into a customer's instance (docs/sso.md is the contract).
+
+export const ASSERTION_TTL_S = 60
+export const TRANSFER_TTL_S = 300
+export const DEMO_INSTANCE_PATH = '/demo-instance'
+
+/** Where an account's instance lives: its instance URL, or the demo instance when it runs. */
+export function instanceBase(app: FastifyInstance, account: Pick<Account, 'instance_url'>): string | null {
+  if (account.instance_url) return account.instance_url.replace(/\/+$/, '')
+  return app.config.demoInstance ? `${app.config.baseUrl}${DEMO_INSTANCE_PATH}` : null
+}
+
+/** The interface the licenses call for: Vulnerability Management first, then WAS, then CS. */
+export function interfaceFor(licensedApps: string): 'vm' | 'was' | 'cs' | null {
+  return parseApps(licensedApps)[0] ?? null
+}
+
+export function ssoUnavailableReason(app: FastifyInstance, account: Pick<Account, 'instance_url' | 'licensed_apps'>): string | null {
+  if (!instanceBase(app, account)) return 'This account has no instance URL yet.'
+  if (!interfaceFor(account.licensed_apps)) return 'This account has no licensed apps.'
+  return null
+}
+
+function person(u: Pick<User, 'uuid' | 'name' | 'username'>) {
+  return { sub: u.uuid, name: u.name, preferred_username: u.username }
+}
+
+/** Signs the single sign-on assertion for the request's user (and the assisting Administrator). */
+export async function signAssertion(request: FastifyRequest, account: Account & { logo_uuid: string | null }, logoPng: Buffer | null) {
+  const app = request.server
+  const base = instanceBase(app, account)
+  const iface = interfaceFor(account.licensed_apps)
+  if (!base || !iface) throw new ConflictError(ssoUnavailableReason(app, account)!)
+  const { user, assistedBy } = request.auth!
+  const audience = new URL(base).origin
+  const { kid, key } = await activeSigningKey(app)
+  const claims: Record<string, unknown> = {
+    name: user.name,
+    preferred_username: user.username,
+    role: { level: user.role, label: roleLabel(user.role) },
+    account: { uuid: account.uuid, name: account.custom_name || account.container_name },
+    interface: iface,
+    logo: logoPng ? `data:image/png;base64,${logoPng.toString('base64')}` : null,
+    return_url: `${app.config.baseUrl}/accounts`,
+  }
+  if (assistedBy) claims.act = person(assistedBy)
+  const jti = crypto.randomUUID()
+  const assertion = await new SignJWT(claims)
+    .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
+    .setIssuer(app.config.baseUrl)
+    .setAudience(audience)
+    .setSubject(user.uuid)
+    .setIssuedAt()
+    .setExpirationTime(`${ASSERTION_TTL_S}s`)
+    .setJti(jti)
+    .sign(key)
+  await audit(app.db, request, { action: 'instance.sso', target: { type: 'account', id: account.uuid, name: account.container_name }, fields: { interface: iface, instance: audience, jti } })
+  return { assertion, action: `${base}/mssp/sso`, origin: audience, interface: iface }
+}
+
+/**
+ * Tells every instance a deleted user could reach who receives their objects (the guide's
+ * deletion table is applied by the instance). Failures are audited, never thrown.
+ */
+export async function notifyUserTransfer(app: FastifyInstance, request: FastifyRequest | null, deleted: Pick<User, 'uuid' | 'username' | 'name'>, successor: Pick<User, 'uuid' | 'username' | 'name'>, bases: string[]): Promise<void> {
+  if (bases.length === 0) return
+  const { kid, key } = await activeSigningKey(app)
+  for (const base of [...new Set(bases)]) {
+    const audience = new URL(base).origin
+    const message = await new SignJWT({ typ: 'user-transfer', successor: person(successor) })
+      .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
+      .setIssuer(app.config.baseUrl)
+      .setAudience(audience)
+      .setSubject(deleted.uuid)
+      .setIssuedAt()
+      .setExpirationTime(`${TRANSFER_TTL_S}s`)
+      .setJti(crypto.randomUUID())
+      .sign(key)
+    let outcome: 'success' | 'failure' = 'failure'
+    let detail = ''
+    try {
+      const res = await fetch(`${base}/mssp/user-transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message }), signal: AbortSignal.timeout(5_000) })
+      outcome = res.ok ? 'success' : 'failure'
+      detail = `HTTP ${res.status}`
+    } catch (err) {
+      detail = (err as Error).message.slice(0, 200)
+    }
+    await audit(app.db, request, { action: 'instance.user_transfer', outcome, target: { type: 'user', id: deleted.uuid, name: deleted.username }, fields: { instance: audience, successor: successor.username, result: detail } })
+  }
+}
