@@ -19,6 +19,7 @@ Commands:
   create-admin          create an Administrator (password read from stdin or MSSP_ADMIN_PASSWORD)
       --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
   outbox [--limit N]    print the latest mail and text messages kept in the database
+  rotate-signing-key    add a new single sign-on signing key (the old one stays published for an hour)
   --version             print the version
   --help                print this help
 
@@ -93,6 +94,22 @@ export async function main(argv: string[]): Promise<number> {
         throw err
       } finally {
         await db.destroy()
+      }
+    }
+    case 'rotate-signing-key': {
+      const { buildApp } = await import('./app.ts')
+      const { rotateSigningKey } = await import('./areas/instances/signing-keys.ts')
+      const app = await buildApp(loadConfig({ ...process.env, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined, LOG_LEVEL: 'warn' }))
+      try {
+        if (app.config.ssoSigningKey) {
+          console.error('SSO_SIGNING_KEY is set: rotate by changing it (see docs/sso.md).')
+          return 1
+        }
+        const kid = await rotateSigningKey(app)
+        console.log(`New signing key ${kid}; the previous key stays published for an hour.`)
+        return 0
+      } finally {
+        await app.close()
       }
     }
     case 'outbox': {

@@ -4,7 +4,7 @@ import { SignJWT } from 'jose'
 import type { Account, User } from '../../db/schema.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import { roleLabel } from '../../lib/roles.ts'
-import { parseApps } from '../accounts/licensed-apps.ts'
+import { LICENSED_APP_CODES, parseApps } from '../accounts/licensed-apps.ts'
 import { audit } from '../audit/service.ts'
 import { activeSigningKey } from './signing-keys.ts'
 
@@ -22,7 +22,8 @@ export function instanceBase(app: FastifyInstance, account: Pick<Account, 'insta
 
 /** The interface the licenses call for: Vulnerability Management first, then WAS, then CS. */
 export function interfaceFor(licensedApps: string): 'vm' | 'was' | 'cs' | null {
-  return parseApps(licensedApps)[0] ?? null
+  const apps = parseApps(licensedApps)
+  return LICENSED_APP_CODES.find((code) => apps.includes(code)) ?? null
 }
 
 export function ssoUnavailableReason(app: FastifyInstance, account: Pick<Account, 'instance_url' | 'licensed_apps'>): string | null {
