@@ -203,6 +203,27 @@ for (const dialect of dialects) {
       t.equal((await app.db.selectFrom('accounts').select('logo_id').where('id', '=', acme.id).executeTakeFirstOrThrow()).logo_id, null, 'nothing half-done')
     })
 
+    t.test('"select all N matching" assigns a logo to every account of the search, beyond the page', async (t) => {
+      const { app, admin, acme } = await setup(t)
+      const now = Date.now()
+      const logo = await app.db.insertInto('logos').values({ uuid: crypto.randomUUID(), name: 'All', filename: 'a.png', png: Buffer.from([1]), width: 1, height: 1, created_by: null, created_at: now, updated_at: now }).returningAll().executeTakeFirstOrThrow()
+      for (let i = 0; i < 60; i++) await createAccount(app, { container_name: `Matching Zebra ${i}` })
+      const c = new Client(app)
+      await c.signIn(admin.username)
+      const page = await c.get('/accounts?q=zebra')
+      t.match(page.body, 'Select all 60 matching')
+      t.match(page.body, 'Assign a logo to all 60')
+      const plane = await c.get('/accounts/assign-logo?all=1&q=zebra', { 'hx-request': 'true' })
+      t.match(plane.body, 'All 60 accounts matching your search selected.')
+      const res = await c.post('/accounts/assign-logo', { all: '1', q: 'zebra', logo: logo.uuid })
+      t.equal(res.statusCode, 303)
+      const n = await app.db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')).where('logo_id', '=', logo.id).executeTakeFirstOrThrow()
+      t.equal(Number(n.n), 60)
+      t.equal((await app.db.selectFrom('accounts').select('logo_id').where('id', '=', acme.id).executeTakeFirstOrThrow()).logo_id, null, 'accounts outside the search keep theirs')
+      const none = await c.post('/accounts/assign-logo', { all: '1', q: 'no-such-account', logo: logo.uuid })
+      t.equal(none.statusCode, 422)
+    })
+
     t.test('bulk assignment of hundreds of accounts in one request', async (t) => {
       const { app, admin } = await setup(t)
       const now = Date.now()

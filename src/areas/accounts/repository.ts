@@ -396,3 +396,12 @@ export async function distinctInstanceUrls(db: Db, viewer: Viewer): Promise<Arra
     .execute()
   return rows.map((r) => r.instance_url)
 }
+
+/** The ids of every account matching a query (bulk actions on "all N matching"). */
+export function matchingAccountIds(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery) {
+  return db
+    .selectFrom('accounts')
+    .select('accounts.id')
+    .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
+    .execute()
+}

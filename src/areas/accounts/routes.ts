@@ -160,23 +160,35 @@ const routes: FastifyPluginAsync = async (app) => {
     return redirect(request, reply, '/accounts')
   })
 
-  // Assign Logo to Accounts (Administrator): the ☆ button of the Selected bar.
+  // Assign Logo to Accounts (Administrator): the ☆ button of the Selected bar, for the
+  // checked accounts or (all=1) for every account matching the search.
+  async function assignTarget(request: FastifyRequest, source: unknown) {
+    const params = (source ?? {}) as Record<string, unknown>
+    if (params.all !== '1') return { uuids: selectedUuids(source), all: null }
+    const q = listQuerySchema.parse(params)
+    const query = toAccountQuery(q)
+    const total = await repo.countAccounts(app.db, app.dialect, request.auth!.user, query)
+    return { uuids: [] as string[], all: { total, query, state: stateParams(q) } }
+  }
+
   app.get('/accounts/assign-logo', { config: { access: 'administrator' } }, async (request, reply) => {
-    const uuids = selectedUuids(request.query)
+    const target = await assignTarget(request, request.query)
     const logos = await listLogoChoices(app.db)
-    return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', uuids, logos }, { fragment: 'accounts/_assign-logo' })
+    return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos }, { fragment: 'accounts/_assign-logo' })
   })
 
   app.post('/accounts/assign-logo', { config: { access: 'administrator' } }, async (request, reply) => {
-    const uuids = selectedUuids(request.body)
+    const target = await assignTarget(request, request.body)
     const logoUuid = String((request.body as Record<string, unknown>)?.logo ?? '')
     const logos = await listLogoChoices(app.db)
     const logo = logoUuid ? await findLogoByUuid(app.db, logoUuid) : null
-    const problem = uuids.length === 0 ? 'Select at least one account.' : logoUuid && !logo ? 'Select a logo from the list.' : null
+    const nothing = target.all ? target.all.total === 0 : target.uuids.length === 0
+    const problem = nothing ? 'Select at least one account.' : logoUuid && !logo ? 'Select a logo from the list.' : null
     if (problem) {
-      return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', uuids, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
+      return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
     }
-    await service.assignLogo(request, uuids, logo?.id ?? null, logo?.name ?? null)
+    if (target.all) await service.assignLogoToMatching(request, target.all.query, logo?.id ?? null, logo?.name ?? null)
+    else await service.assignLogo(request, target.uuids, logo?.id ?? null, logo?.name ?? null)
     const message = 'Logo assigned to all selected accounts'
     if (isHtmx(request)) {
       reply.header('HX-Trigger', 'accounts-changed')

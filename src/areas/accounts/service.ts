@@ -123,6 +123,18 @@ export async function assignLogo(request: FastifyRequest, accountUuids: string[]
   })
 }
 
+/** Assigns a logo (or none) to every account matching the search: "select all N matching". */
+export async function assignLogoToMatching(request: FastifyRequest, query: repo.AccountQuery, logoId: number | null, logoName: string | null): Promise<number> {
+  const { db, dialect } = request.server
+  const user = request.auth!.user
+  return db.transaction().execute(async (trx) => {
+    const ids = (await repo.matchingAccountIds(trx, dialect, user, query)).map((r) => r.id)
+    const n = await repo.setLogoForAccounts(trx, ids, logoId, Date.now())
+    await audit(trx, request, { action: 'account.assign_logo', target: logoName ? { type: 'logo', id: String(logoId), name: logoName } : undefined, fields: { accounts: n, logo: logoName ?? '(No Logo)', all_matching: true } })
+    return n
+  })
+}
+
 /** Tenable's account object (API.md), times in epoch milliseconds. */
 export function toApiAccount(a: repo.AccountRow | (Account & { logo_uuid: string | null })) {
   return {
