@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { ConflictError, ForbiddenError, ValidationError } from '../../lib/errors.ts'
+import { ConflictError, ValidationError } from '../../lib/errors.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
 import * as service from './service.ts'
 
@@ -21,11 +21,6 @@ const FRAGMENTS: Record<Card, string> = {
 // Settings (Administrator): approved domains, the require-2FA switch, the Resource Center links.
 const routes: FastifyPluginAsync = async (app) => {
   const admin = { config: { access: 'administrator' as const } }
-
-  // These are pages for a signed-in browser: an Administrator's API keys do not reach them.
-  app.addHook('preHandler', async (request) => {
-    if (request.auth?.via === 'api-key') throw new ForbiddenError('Settings are changed on the Settings page, not with API keys.')
-  })
 
   /**
    * The whole page (or, for htmx, one card) with the current values. `state` carries a card's

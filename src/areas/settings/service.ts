@@ -304,7 +304,8 @@ export async function getResourceLinks(db: Db): Promise<Array<{ label: string; h
 }
 
 export interface ResourceLinksState {
-  links: ResourceLink[]
+  /** With a short key from the URL (unique in a list), for the page's element ids. */
+  links: Array<ResourceLink & { key: string }>
   /** True when no list is stored: the built-in defaults. */
   isDefault: boolean
   /** A token of the stored list: edits made from an older page are refused, not misapplied. */
@@ -324,7 +325,8 @@ async function readLinksRow(db: Db): Promise<string | null> {
 export async function resourceLinksState(db: Db): Promise<ResourceLinksState> {
   const raw = await readLinksRow(db)
   const parsed = raw === null ? null : parseStoredLinks(raw)
-  return { links: [...(parsed ?? DEFAULT_LINKS)].map((l) => ({ ...l })), isDefault: parsed === null, version: versionOf(raw) }
+  const links = [...(parsed ?? DEFAULT_LINKS)].map((l) => ({ label: l.label, href: l.href, key: sha256(l.href).slice(0, 12) }))
+  return { links, isDefault: parsed === null, version: versionOf(raw) }
 }
 
 export class StaleListError extends ConflictError {
