@@ -1,4 +1,3 @@
-import path from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
 import fastifyStatic from '@fastify/static'
@@ -20,6 +19,8 @@ import verifyRoutes from './areas/auth/verify-routes.ts'
 import myAccountRoutes from './areas/my-account/routes.ts'
 import usersRoutes from './areas/users/routes.ts'
 import instancesRoutes from './areas/instances/routes.ts'
+import { DEMO_INSTANCE_PATH } from './areas/instances/service.ts'
+import { demoInstancePlugin } from './demo-instance/app.ts'
 import myAccountApiRoutes from './areas/my-account/api-routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import accountsApiRoutes from './areas/accounts/api-routes.ts'
@@ -37,8 +38,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
 }
 
-export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../public')
-const HTMX_DIR = path.resolve(import.meta.dirname, '../node_modules/htmx.org/dist')
+import { HTMX_DIR, PUBLIC_DIR } from './lib/paths.ts'
+export { PUBLIC_DIR }
 
 /** Log lines carry the path only: query strings can hold reset and setup tokens. */
 export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
@@ -98,6 +99,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(myAccountRoutes)
   await app.register(usersRoutes)
   await app.register(instancesRoutes)
+  // The demo customer instance, under its own path, trusting this portal's keys.
+  if (config.demoInstance) {
+    await app.register(demoInstancePlugin({ portalUrl: config.baseUrl, origin: new URL(config.baseUrl).origin, basePath: DEMO_INSTANCE_PATH }), { prefix: DEMO_INSTANCE_PATH })
+  }
   await app.register(accountsRoutes)
   await app.register(accountsTransferRoutes)
   await app.register(logosRoutes)

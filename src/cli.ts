@@ -20,6 +20,8 @@ Commands:
       --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
   outbox [--limit N]    print the latest mail and text messages kept in the database
   rotate-signing-key    add a new single sign-on signing key (the old one stays published for an hour)
+  demo-instance [--port 4000] [--portal-url URL]
+                        run the demo customer instance alone, trusting the portal at URL (BASE_URL)
   --version             print the version
   --help                print this help
 
@@ -95,6 +97,17 @@ export async function main(argv: string[]): Promise<number> {
       } finally {
         await db.destroy()
       }
+    }
+    case 'demo-instance': {
+      const { values } = parseArgs({ args: rest, options: { port: { type: 'string', default: '4000' }, host: { type: 'string', default: '127.0.0.1' }, 'portal-url': { type: 'string' } } })
+      const config = loadConfig({ ...process.env, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
+      const { buildDemoInstance } = await import('./demo-instance/app.ts')
+      const port = Number(values.port)
+      const origin = `http://${values.host === '0.0.0.0' ? 'localhost' : values.host}:${port}`
+      const instance = buildDemoInstance({ portalUrl: (values['portal-url'] ?? config.baseUrl).replace(/\/+$/, ''), origin, basePath: '' })
+      await instance.listen({ port, host: values.host })
+      console.log(`Demo customer instance on ${origin}: set it as an account's Instance URL in the portal.`)
+      return -1
     }
     case 'rotate-signing-key': {
       const { buildApp } = await import('./app.ts')

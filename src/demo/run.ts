@@ -10,7 +10,7 @@ import { seedDemo } from './seed.ts'
 export async function runDemo(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-demo-'))
   // Text messages go to the outbox in the demo, so SMS two-factor can be tried without a gateway.
-  const config = loadConfig({ SMS_VIA_OUTBOX: 'true', ...process.env, DATA_DIR: dataDir, DATABASE_URL: undefined })
+  const config = loadConfig({ SMS_VIA_OUTBOX: 'true', DEMO_INSTANCE: 'true', ...process.env, DATA_DIR: dataDir, DATABASE_URL: undefined })
   const app = await buildApp(config)
   const creds = await seedDemo(app, { adminUsername: config.adminUsername, adminPassword: config.adminPassword })
   await app.listen({ port: config.port, host: config.host })
@@ -18,6 +18,7 @@ export async function runDemo(): Promise<void> {
     '',
     `  MSSP Portal demo: ${config.baseUrl}`,
     `  Data folder (deleted when you stop the demo): ${dataDir}`,
+    `  Demo customer instance: ${config.baseUrl}/demo-instance (single sign-on from the Accounts page)`,
     '',
     `  Administrator: ${creds.administrator}`,
     `  Password:      ${creds.password}   (every demo user has this password)`,
