@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
+import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
 
 export type Dialect = 'sqlite' | 'postgres'
 
@@ -36,7 +37,7 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const file = opts.sqliteFile ?? path.join(opts.dataDir, 'portal.sqlite')
-  const sqlite = new SQLite(file)
+  const sqlite = new SQLite(file, { nativeBinding: SQLITE_NATIVE_BINDING })
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')

@@ -1,4 +1,3 @@
-import path from 'node:path'
 import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
@@ -18,7 +17,8 @@ declare module 'fastify' {
   }
 }
 
-export const VIEWS_DIR = path.resolve(import.meta.dirname, '../../views')
+import { VIEWS_DIR } from '../lib/paths.ts'
+export { VIEWS_DIR }
 
 export default fp(async (app) => {
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
