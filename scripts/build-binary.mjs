@@ -55,7 +55,7 @@ function run(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { stdio: opts.quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', ...options })
   if (r.error) throw r.error
   if (r.status !== 0) {
-    const out = opts.quiet ? `\n${r.stdout}\n${r.stderr}`.slice(-4000) : ''
+    const out = r.stdout || r.stderr ? `\n${r.stdout ?? ''}\n${r.stderr ?? ''}`.slice(-4000) : ''
     throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})${out}`)
   }
   return r
@@ -375,7 +375,7 @@ async function main() {
   }
 
   say(`making the SEA blob with Node ${NODE_VERSION}`)
-  run(node.bin, ['--experimental-sea-config', seaConfigFile], { cwd: workDir })
+  run(node.bin, ['--experimental-sea-config', seaConfigFile], { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] })
 
   // The node binary, stripped of its symbols once (about 126 MB -> 108 MB).
   const baseBinary = path.join(CACHE, `node-v${NODE_VERSION}-stripped`)
@@ -391,9 +391,16 @@ async function main() {
   fs.copyFileSync(baseBinary, tmpOut)
   fs.chmodSync(tmpOut, 0o755)
   say('injecting the blob with postject')
-  const { inject } = await import('postject')
   try {
-    await inject(tmpOut, 'NODE_SEA_BLOB', fs.readFileSync(seaConfig.output), { sentinelFuse: SEA_FUSE })
+    // In a child process: postject's LIEF prints harmless warnings about the ELF's note
+    // sections ("Can't find string offset for section name '.note...'"), left out here.
+    const postject = path.join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js')
+    const r = spawnSync(process.execPath, [postject, tmpOut, 'NODE_SEA_BLOB', seaConfig.output, '--sentinel-fuse', SEA_FUSE], { encoding: 'utf8' })
+    const output = `${r.stdout ?? ''}${r.stderr ?? ''}`
+      .split('\n')
+      .filter((line) => line.trim() && !/^warning: Can't find string offset for section name/.test(line))
+      .join('\n')
+    if (r.error || r.status !== 0) throw new Error(`postject failed (exit ${r.status ?? r.signal}): ${r.error?.message ?? ''}\n${output}`)
     // It starts, without the Node that runs this script nor any other on PATH.
     const emptyBin = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-sea-check-'))
     try {

@@ -85,13 +85,26 @@ export function seaImportMetaDirname(relativeDir: string): string {
 function extract(m: SeaManifest): string {
   // mkdtemp makes the folder with mode 0700 and a name nobody else can have guessed.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), PREFIX))
-  process.on('exit', () => {
+  const remove = () => {
     try {
       fs.rmSync(dir, { recursive: true, force: true })
     } catch {
       // Best effort: the next start removes it.
     }
-  })
+  }
+  process.on('exit', remove)
+  // A command without its own signal handlers dies of SIGTERM/SIGINT/SIGHUP without 'exit':
+  // remove the files, then die of the same signal. Commands that handle the signal (serve)
+  // end with process.exit, and 'exit' removes them.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      if (process.listenerCount(signal) > 1) return
+      remove()
+      process.removeListener(signal, onSignal)
+      process.kill(process.pid, signal)
+    }
+    process.on(signal, onSignal)
+  }
   fs.writeFileSync(path.join(dir, OWNER_FILE), `${os.hostname()} ${process.pid}\n`, { mode: 0o600, flag: 'wx' })
   const made = new Set<string>([dir])
   for (const f of m.files) {
