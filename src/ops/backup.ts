@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import { ConfigError, loadConfig } from '../config.ts'
+import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
 
 // `mssp-portal backup FILE` and `mssp-portal restore FILE` for the SQLite deployment
 // (docs/operations.md). A backup is ONE file, itself a SQLite database: an online copy of
@@ -74,7 +75,7 @@ export async function backup(dataDir: string, file: string): Promise<BackupResul
   // Created first with 0600: the file will hold the keys, and is never readable by others.
   fs.closeSync(fs.openSync(partial, 'wx', 0o600))
   try {
-    const src = new SQLite(source, { fileMustExist: true })
+    const src = new SQLite(source, { fileMustExist: true, nativeBinding: SQLITE_NATIVE_BINDING })
     let pages = 0
     try {
       src.pragma('busy_timeout = 5000')
@@ -85,7 +86,7 @@ export async function backup(dataDir: string, file: string): Promise<BackupResul
       src.close()
     }
     const keyFiles = keyFilesOf(dataDir)
-    const out = new SQLite(partial, { fileMustExist: true })
+    const out = new SQLite(partial, { fileMustExist: true, nativeBinding: SQLITE_NATIVE_BINDING })
     try {
       // One self-contained file: no -wal beside it.
       out.pragma('journal_mode = DELETE')
@@ -136,7 +137,7 @@ export async function restore(file: string, dataDir: string): Promise<RestoreRes
   let files: Array<{ name: string; mode: number; content: Buffer }>
   let src: SQLite.Database
   try {
-    src = new SQLite(backupFile, { readonly: true, fileMustExist: true })
+    src = new SQLite(backupFile, { readonly: true, fileMustExist: true, nativeBinding: SQLITE_NATIVE_BINDING })
   } catch (err) {
     throw new BackupError(`${backupFile} is not a portal backup (${(err as Error).message}).`)
   }
@@ -164,7 +165,7 @@ export async function restore(file: string, dataDir: string): Promise<RestoreRes
   try {
     fs.copyFileSync(backupFile, partial, fs.constants.COPYFILE_EXCL)
     fs.chmodSync(partial, 0o600)
-    const db = new SQLite(partial, { fileMustExist: true })
+    const db = new SQLite(partial, { fileMustExist: true, nativeBinding: SQLITE_NATIVE_BINDING })
     try {
       db.pragma('journal_mode = DELETE')
       db.pragma('synchronous = FULL')
