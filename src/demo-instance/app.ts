@@ -184,7 +184,9 @@ export function demoInstancePlugin(options: DemoInstanceOptions): FastifyPluginA
       if (!session) return null
       const origin = request.headers.origin
       const body = (request.body ?? {}) as Record<string, unknown>
-      if ((origin !== undefined && origin !== opts.origin) || !checkCsrf(session, body._csrf)) {
+      // Browsers send `Origin: null` from pages reached through a cross-site redirect chain
+      // (the sign-in) or served with no-referrer: then the session's token alone decides.
+      if ((origin !== undefined && origin !== 'null' && origin !== opts.origin) || !checkCsrf(session, body._csrf)) {
         void message(reply, 403, 'Request refused', 'This form was not sent from this instance’s own page (its security token is missing or wrong). Go back, reload the page and try again.', session)
         return null
       }
