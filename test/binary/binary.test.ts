@@ -6,8 +6,9 @@
 //
 // The build is scripts/build-binary.mjs, which reuses what it cached under .cache/binary/:
 // the first build on a machine takes minutes (better-sqlite3 compiles against the shipped
-// Node), an up-to-date one seconds. CI builds it in a step of its own before the tests
-// (.ci/run), so this test usually finds it fresh.
+// Node, here with one compiler job so that the test running beside this one keeps a core),
+// a build that finds dist/mssp-portal up to date takes seconds (when `npm run build:binary`
+// ran before the tests, as a CI step may).
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
