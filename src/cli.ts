@@ -107,6 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       const instance = buildDemoInstance({ portalUrl: (values['portal-url'] ?? config.baseUrl).replace(/\/+$/, ''), origin, basePath: '' })
       await instance.listen({ port, host: values.host })
       console.log(`Demo customer instance on ${origin}: set it as an account's Instance URL in the portal.`)
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void instance.close().then(() => process.exit(0)))
       return -1
     }
     case 'rotate-signing-key': {
