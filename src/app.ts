@@ -29,6 +29,7 @@ import logosRoutes from './areas/logos/routes.ts'
 import logosApiRoutes from './areas/logos/api-routes.ts'
 import multipart from '@fastify/multipart'
 import resourcesRoutes from './areas/resources/routes.ts'
+import settingsRoutes from './areas/settings/routes.ts'
 import healthRoutes from './areas/health/routes.ts'
 import './types.ts'
 
@@ -107,6 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(accountsTransferRoutes)
   await app.register(logosRoutes)
   await app.register(resourcesRoutes)
+  await app.register(settingsRoutes)
   await registerApiRoutes(app, apiSessionRoutes)
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)

@@ -20,6 +20,8 @@ Commands:
       --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
   outbox [--limit N]    print the latest mail and text messages kept in the database
   rotate-signing-key    add a new single sign-on signing key (the old one stays published for an hour)
+  domains list | add DOMAIN | remove DOMAIN
+                        the approved domains of usernames (name@DOMAIN)
   demo-instance [--port 4000] [--portal-url URL]
                         run the demo customer instance alone, trusting the portal at URL (BASE_URL)
   --version             print the version
@@ -139,6 +141,16 @@ export async function main(argv: string[]): Promise<number> {
         console.log(m.body || '(delivered; content not kept)')
       }
       return 0
+    }
+    case 'domains': {
+      const { domainsCommand } = await import('./areas/settings/cli.ts')
+      const { db } = openConfiguredDatabase()
+      try {
+        await migrateToLatest(db)
+        return await domainsCommand(db, rest, (line) => console.log(line), (line) => console.error(line))
+      } finally {
+        await db.destroy()
+      }
     }
     default:
       console.error(`Unknown command: ${command}\n\n${HELP}`)

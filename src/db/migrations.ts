@@ -27,7 +27,13 @@ export async function migrateToLatest(db: Kysely<any>, opts: { pgSchema?: string
   const isPostgres = db.getExecutor().adapter.constructor.name === 'PostgresAdapter'
   const schema = isPostgres ? (opts.pgSchema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]!.s) : undefined
   const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) })
-  const { error, results } = await migrator.migrateToLatest()
+  let { error, results } = await migrator.migrateToLatest()
+  // Kysely looks for its tables across every schema; a schema dropped meanwhile by another
+  // client (tests use one schema per file) fails that look-up. It is safe to try again.
+  for (let attempt = 1; attempt <= 5 && error && /schema "[^"]+" does not exist/.test(String((error as Error).message)); attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50 * attempt))
+    ;({ error, results } = await migrator.migrateToLatest())
+  }
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')
     throw new Error(`Migration ${failed?.migrationName ?? '?'} failed: ${String((error as Error).message ?? error)}`)

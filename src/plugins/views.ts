@@ -4,7 +4,7 @@ import { Eta } from 'eta'
 import type { FastifyReply } from 'fastify'
 import { ADMINISTRATOR, ROLES, ROLE_PERMISSIONS, roleLabel } from '../lib/roles.ts'
 import { isHtmx, takeFlash } from './session.ts'
-import { resourceLinks } from '../areas/resources/links.ts'
+import { getResourceLinks } from '../areas/settings/service.ts'
 import * as fmt from '../lib/format.ts'
 
 declare module 'fastify' {
@@ -42,7 +42,7 @@ export default fp(async (app) => {
       flash: wantsFragment ? null : await takeFlash(request),
       csrf: () => request.csrfToken(),
       path: request.url.split('?')[0],
-      resourceLinks,
+      resourceLinks: auth ? await getResourceLinks(app.db) : [],
       productName: 'MSSP Portal',
       fmt,
       roles: ROLES,
