@@ -128,7 +128,8 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => {
     const { f, ft, limit } = request.query
-    const rows = await repo.findAuditEvents(app.db, { filters: f, filterType: ft }, { limit })
+    const query = await repo.resolveAuditQuery(app.db, { filters: f, filterType: ft })
+    const rows = await repo.findAuditEvents(app.db, query, { limit })
     return { events: rows.map(toApiEvent) }
   })
 }

@@ -21,13 +21,14 @@ export function latestAuditEvents(db: Kysely<Database>, limit: number): Promise<
 // in (created_at, id); substring filters read the newest rows until a page is full.
 
 export type AuditFilterField = 'date' | 'action' | 'outcome' | 'actor' | 'actor_id' | 'target' | 'target_id'
-export type AuditFilterOp = 'eq' | 'match' | 'gt' | 'gte' | 'lt' | 'lte'
+export type AuditFilterOp = 'eq' | 'match' | 'in' | 'gt' | 'gte' | 'lt' | 'lte'
 
 /** One condition. `date` compares epoch milliseconds; text values compare case-insensitively. */
 export interface AuditFilter {
   field: AuditFilterField
   op: AuditFilterOp
-  value: string | number
+  /** A list for `in` (actor names or user ids, as resolveAuditQuery makes them). */
+  value: string | number | Array<string | number>
 }
 
 export interface AuditQuery {
@@ -41,7 +42,7 @@ export interface AuditCursor {
   id: string
 }
 
-export function escapeLike(s: string): string {
+function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 
@@ -62,8 +63,10 @@ function condition(eb: Eb, f: AuditFilter): Expression<SqlBool> {
       return eb('audit_events.outcome', '=', text as 'success' | 'failure')
     case 'actor':
       // Usernames are stored lower-cased.
+      if (f.op === 'in') return Array.isArray(f.value) && f.value.length ? eb('audit_events.actor_name', 'in', f.value.map(String)) : sql<SqlBool>`1 = 0`
       return f.op === 'eq' ? eb('audit_events.actor_name', '=', text.toLowerCase()) : contains('audit_events.actor_name', text)
     case 'actor_id': {
+      if (f.op === 'in') return Array.isArray(f.value) && f.value.length ? eb('audit_events.actor_user_id', 'in', f.value.map(Number)) : sql<SqlBool>`1 = 0`
       // The user's id (a number) or uuid, as the API's actor object shows it.
       if (f.op === 'eq' && /^\d{1,15}$/.test(text)) return eb('audit_events.actor_user_id', '=', Number(text))
       const users = eb.selectFrom('users').select('users.id')
@@ -72,11 +75,50 @@ function condition(eb: Eb, f: AuditFilter): Expression<SqlBool> {
     case 'target_id':
       return f.op === 'eq' ? eb('audit_events.target_id', '=', text) : contains('audit_events.target_id', text)
     case 'target':
-      // The page's Target box: an id exactly, or part of the name or id.
-      return f.op === 'eq'
-        ? eb('audit_events.target_id', '=', text)
-        : eb.or([contains('audit_events.target_name', text), contains('audit_events.target_id', text)])
+      // The page's Target box: an id exactly, or part of a name (both indexed on PostgreSQL).
+      return eb.or([eb('audit_events.target_id', '=', text), contains('audit_events.target_name', text)])
   }
+}
+
+/** Up to this many actor names (or users) stand in for a part of one; beyond, it is matched row by row. */
+const ACTOR_NAMES_MAX = 500
+
+/**
+ * Prepares a query for the indexes. A part of a username becomes the list of the distinct
+ * actor names containing it (found in the actor index, one lookup per distinct name), and
+ * a user's uuid (or part of one) the ids of the users it names: the actor indexes then
+ * serve them as they serve a full username or a user id. No match, no rows to read.
+ */
+export async function resolveAuditQuery(db: Db, q: AuditQuery): Promise<AuditQuery> {
+  const filters: AuditFilter[] = []
+  for (const f of q.filters) {
+    if (f.field === 'actor_id' && !(f.op === 'eq' && /^\d{1,15}$/.test(String(f.value)))) {
+      // A user's uuid, or a part of one: the users it names (a small table) by their ids.
+      const text = String(f.value).toLowerCase()
+      const users = await db
+        .selectFrom('users')
+        .select('id')
+        .where(f.op === 'eq' ? sql<SqlBool>`users.uuid = ${text}` : contains('users.uuid', text))
+        .limit(ACTOR_NAMES_MAX + 1)
+        .execute()
+      filters.push(users.length <= ACTOR_NAMES_MAX ? { field: 'actor_id', op: 'in', value: users.map((u) => u.id) } : f)
+      continue
+    }
+    if (f.field !== 'actor' || f.op !== 'match') {
+      filters.push(f)
+      continue
+    }
+    const { rows } = await sql<{ name: string }>`
+      with recursive found(name) as (
+        select min(actor_name) from audit_events
+        union all
+        select (select min(e.actor_name) from audit_events e where e.actor_name > found.name) from found where found.name is not null
+      )
+      select name from found where name is not null and lower(name) like ${`%${escapeLike(String(f.value).toLowerCase())}%`} escape '\\'
+      limit ${ACTOR_NAMES_MAX + 1}`.execute(db)
+    filters.push(rows.length <= ACTOR_NAMES_MAX ? { field: 'actor', op: 'in', value: rows.map((r) => r.name) } : f)
+  }
+  return { ...q, filters }
 }
 
 function whereQuery(eb: Eb, q: AuditQuery): Expression<SqlBool> {

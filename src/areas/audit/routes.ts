@@ -114,13 +114,18 @@ export function parseFields(json: string | null | undefined): Record<string, Fie
   }
 }
 
+/** Each field as [key, value] for `key=value`, a value with spaces (or empty) in quotes. */
+export function fieldPairs(fields: Record<string, FieldValue>): Array<[string, string]> {
+  return Object.entries(fields).map(([k, v]) => {
+    const s = v === null ? 'null' : String(v)
+    return [k, s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s]
+  })
+}
+
 /** `key=value key="two words"`: compact, and unambiguous where a value has spaces. */
 export function fieldsText(fields: Record<string, FieldValue>): string {
-  return Object.entries(fields)
-    .map(([k, v]) => {
-      const s = v === null ? 'null' : String(v)
-      return `${k}=${s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s}`
-    })
+  return fieldPairs(fields)
+    .map(([k, v]) => `${k}=${v}`)
     .join(' ')
 }
 
@@ -128,65 +133,95 @@ type Describable = Pick<repo.AuditRow, 'action' | 'outcome' | 'actor_name' | 'as
 
 const plural = (n: unknown, one: string, many = `${one}s`) => `${String(n ?? 0)} ${Number(n) === 1 ? one : many}`
 
+interface Sentence {
+  actor: string
+  target: string
+  /** The actor acted on themself (or on nothing). */
+  self: boolean
+  failed: boolean
+  reason: string
+  f: Record<string, FieldValue>
+  e: Describable
+}
+
+/** Sentences by action; those that say nothing of failure get "It failed." added. */
+const SENTENCES: Record<string, { say: (s: Sentence) => string; failures?: true }> = {
+  'auth.sign_in': {
+    failures: true,
+    say: ({ actor, target, failed, reason, f, e }) =>
+      failed ? `Sign-in failed for ${target || String(f.username ?? e.actor_name ?? 'an unknown user')}${reason}.` : `${actor} signed in${f.method ? ` (${String(f.method)})` : ''}.`,
+  },
+  'auth.sign_out': { say: ({ actor }) => `${actor} signed out.` },
+  'auth.lockout': { say: ({ actor, target, f }) => `${target || actor} was locked out for ${plural(f.minutes, 'minute')} after ${plural(f.failures, 'failed sign-in')}.` },
+  'auth.password_accepted': { say: ({ actor }) => `${actor} entered the right password; a second factor is due.` },
+  'auth.code_resent': { say: ({ actor, f }) => `${actor} asked for a new verification code${f.channel ? ` by ${String(f.channel)}` : ''}.` },
+  'auth.password_reset_requested': {
+    failures: true,
+    say: ({ target, failed, f }) => (failed ? `A password reset was asked for ${String(f.username ?? 'a user')}, who is unknown or disabled: no link was sent.` : `A password reset link was sent to ${target}.`),
+  },
+  'auth.password_reset': { say: ({ actor, target }) => `${target || actor} set a new password with a reset link.` },
+  'setup.first_administrator': { say: ({ actor }) => `${actor} created the first Administrator account with the setup link.` },
+  'account.create': { say: ({ actor, target }) => `${actor} created the account ${target}.` },
+  'account.update': { say: ({ actor, target, f }) => `${actor} updated the account ${target}${f.changed ? ` (${String(f.changed).replace(/,/g, ', ')})` : ''}.` },
+  'account.assign_logo': {
+    say: ({ actor, target, f }) => `${actor} assigned ${f.logo && f.logo !== '(No Logo)' ? `the logo ${String(f.logo)}` : target ? `the logo ${target}` : 'no logo'} to ${plural(f.accounts, 'account')}.`,
+  },
+  'account.import': { say: ({ actor, f }) => `${actor} imported ${plural(f.accounts, 'account')}.` },
+  'user.create': { say: ({ actor, target, f }) => `${actor} created the user ${target}${f.role ? ` (${String(f.role)})` : ''}.` },
+  'user.update': { say: ({ actor, target }) => `${actor} updated the user ${target}.` },
+  'user.enable': { say: ({ actor, target }) => `${actor} enabled the user ${target}.` },
+  'user.disable': { say: ({ actor, target }) => `${actor} disabled the user ${target}.` },
+  'user.unlock': { say: ({ actor, target }) => `${actor} unlocked the user ${target}.` },
+  'user.delete': { say: ({ actor, target, f }) => `${actor} deleted the user ${target}${f.successor ? `; their objects went to ${String(f.successor)}` : ''}.` },
+  'user.assign_accounts': { say: ({ actor, target, f }) => `${actor} assigned ${plural(f.accounts, 'account')} to ${target}.` },
+  'user.two_factor_reset': { say: ({ actor, target }) => `${actor} reset the two-factor authentication of ${target}.` },
+  'user.assist_start': { say: ({ actor, target }) => `${actor} started assisting ${target}.` },
+  // Recorded while still assisting: the actor is the assisted user, the Administrator assists.
+  'user.assist_stop': { say: ({ actor, target, e }) => `${e.assisting_name ?? actor} stopped assisting ${target || actor}.` },
+  'user.password_change': {
+    failures: true,
+    say: ({ actor, target, self, failed, reason }) => `${actor} ${failed ? 'could not change' : 'changed'} ${self ? 'their' : `${target}'s`} password${failed ? reason : ''}.`,
+  },
+  'user.profile_update': { say: ({ actor }) => `${actor} updated their profile.` },
+  'user.two_factor_enable': { say: ({ actor, f }) => `${actor} turned on two-factor authentication${f.method ? ` (${String(f.method)})` : ''}.` },
+  'user.two_factor_disable': { say: ({ actor }) => `${actor} turned off two-factor authentication.` },
+  'user.two_factor_backup_email': { say: ({ actor }) => `${actor} changed their backup e-mail codes.` },
+  'user.recovery_codes_regenerate': { say: ({ actor }) => `${actor} generated new recovery codes.` },
+  'api_keys.generate': { say: ({ actor, target, self }) => `${actor} generated new API keys${self ? '' : ` for ${target}`}.` },
+  'logo.create': { say: ({ actor, target }) => `${actor} added the logo ${target}.` },
+  'logo.update': { say: ({ actor, target }) => `${actor} edited the logo ${target}.` },
+  'logo.delete': { say: ({ actor, target, f }) => `${actor} deleted the logo ${target}${f.accounts ? `, removing it from ${plural(f.accounts, 'account')}` : ''}.` },
+  'settings.require_2fa': { say: ({ actor, f }) => `${actor} turned ${f.value === true || f.value === 'true' ? 'on' : 'off'} the two-factor requirement.` },
+  'settings.domain_add': { say: ({ actor, target }) => `${actor} added the approved domain ${target}.` },
+  'settings.domain_remove': { say: ({ actor, target }) => `${actor} removed the approved domain ${target}.` },
+  'settings.resource_links_reset': { say: ({ actor }) => `${actor} reset the Resource Center links.` },
+  'audit.export': { say: ({ actor, f }) => `${actor} exported the audit log${Object.keys(f).length ? ` (${fieldsText(f)})` : ''}.` },
+}
+
 /** One readable sentence for an event (the API's `description`, the CSV's Description). */
 export function describeEvent(e: Describable): string {
   const f = parseFields(e.fields)
-  const failed = e.outcome === 'failure'
-  const actor = e.actor_name ?? 'An anonymous user'
   const target = e.target_name ?? e.target_id ?? ''
-  const self = e.actor_name !== null && (e.target_name === e.actor_name || !target)
-  const reason = f.reason ? ` (${String(f.reason)})` : ''
-  let text: string
-  switch (e.action) {
-    case 'auth.sign_in':
-      text = failed ? `Sign-in failed for ${target || String(f.username ?? e.actor_name ?? 'an unknown user')}${reason}.` : `${actor} signed in${f.method ? ` (${String(f.method)})` : ''}.`
-      break
-    case 'auth.sign_out':
-      text = `${actor} signed out.`
-      break
-    case 'auth.lockout':
-      text = `${target || actor} was locked out for ${plural(f.minutes, 'minute')} after ${plural(f.failures, 'failed sign-in')}.`
-      break
-    case 'auth.password_accepted':
-      text = `${actor} entered the right password; a second factor is due.`
-      break
-    case 'auth.code_resent':
-      text = `${actor} asked for a new verification code${f.channel ? ` by ${String(f.channel)}` : ''}.`
-      break
-    case 'auth.password_reset_requested':
-      text = failed ? `A password reset was asked for ${String(f.username ?? 'a user')}, who is unknown or disabled: no link was sent.` : `A password reset link was sent to ${target}.`
-      break
-    case 'auth.password_reset':
-      text = `${target || actor} set a new password with a reset link.`
-      break
-    case 'setup.first_administrator':
-      text = `${actor} created the first Administrator account with the setup link.`
-      break
-    case 'account.assign_logo':
-      text = `${actor} assigned ${f.logo && f.logo !== '(No Logo)' ? `the logo ${String(f.logo)}` : target ? `the logo ${target}` : 'no logo'} to ${plural(f.accounts, 'account')}.`
-      break
-    case 'account.import':
-      text = `${actor} imported ${plural(f.accounts, 'account')}.`
-      break
-    case 'user.assign_accounts':
-      text = `${actor} assigned ${plural(f.accounts, 'account')} to ${target}.`
-      break
-    case 'user.password_change':
-      text = failed ? `${actor} could not change ${self ? 'their' : `${target}'s`} password${reason}.` : `${actor} changed ${self ? 'their' : `${target}'s`} password.`
-      break
-    case 'api_keys.generate':
-      text = `${actor} generated new API keys${self ? '' : ` for ${target}`}.`
-      break
-    case 'audit.export':
-      text = `${actor} exported the audit log${Object.keys(f).length ? ` (${fieldsText(f)})` : ''}.`
-      break
-    default: {
-      const label = actionLabel(e.action)
-      const what = target ? ` ${e.target_type ? `${e.target_type.replace(/_/g, ' ')} ` : ''}${target}` : ''
-      text = `${actor}: ${label.charAt(0).toLowerCase()}${label.slice(1)}${what}${failed ? ` failed${reason}` : ''}.`
-    }
+  const s: Sentence = {
+    actor: e.actor_name ?? 'An anonymous user',
+    target,
+    self: e.actor_name !== null && (target === e.actor_name || !target),
+    failed: e.outcome === 'failure',
+    reason: f.reason ? ` (${String(f.reason)})` : '',
+    f,
+    e,
   }
-  return e.assisting_name ? `${text} Assisted by ${e.assisting_name}.` : text
+  const known = SENTENCES[e.action]
+  let text: string
+  if (known) {
+    text = known.say(s)
+    if (s.failed && !known.failures) text += ` It failed${s.reason}.`
+  } else {
+    const label = actionLabel(e.action)
+    const what = target ? ` ${e.target_type ? `${e.target_type.replace(/_/g, ' ')} ` : ''}${target}` : ''
+    text = `${s.actor}: ${label.charAt(0).toLowerCase()}${label.slice(1)}${what}${s.failed ? ` (failed${s.reason ? `:${s.reason.slice(1, -1)}` : ''})` : ''}.`
+  }
+  return e.assisting_name && e.action !== 'user.assist_stop' ? `${text} Assisted by ${e.assisting_name}.` : text
 }
 
 /** `2024-05-01 13:45:07` (UTC, to the second). */
@@ -233,14 +268,15 @@ export const pageQuerySchema = z.object({
 export type PageQuery = z.infer<typeof pageQuerySchema>
 
 /**
- * The page's filters as a repository query. A full username or a target uuid matches
- * exactly (an index finds them among millions); a part of one matches as a substring.
+ * The page's filters as a repository query. A full username matches exactly and a part
+ * of one as a substring (both through the actor index); the target is an id exactly or a
+ * part of a name.
  */
 export function toAuditQuery(q: PageQuery): repo.AuditQuery {
   const filters: repo.AuditFilter[] = []
   if (q.actor) filters.push({ field: 'actor', op: FULL_USERNAME.test(q.actor) ? 'eq' : 'match', value: q.actor })
   if (q.action) filters.push({ field: 'action', op: 'eq', value: q.action })
-  if (q.target) filters.push({ field: 'target', op: UUID.test(q.target) ? 'eq' : 'match', value: UUID.test(q.target) ? q.target.toLowerCase() : q.target })
+  if (q.target) filters.push({ field: 'target', op: 'match', value: UUID.test(q.target) ? q.target.toLowerCase() : q.target })
   if (q.outcome) filters.push({ field: 'outcome', op: 'eq', value: q.outcome })
   if (q.from) filters.push({ field: 'date', op: 'gte', value: utcDay(q.from)! })
   // "To" includes its whole day.
@@ -269,7 +305,7 @@ function viewEvent(e: repo.AuditRow) {
     target: e.target_name ?? e.target_id,
     targetType: e.target_type ? e.target_type.replace(/_/g, ' ') : null,
     ip: e.ip,
-    fields: fieldsText(fields),
+    fields: fieldPairs(fields),
     description: describeEvent(e),
   }
 }
@@ -315,7 +351,7 @@ function auditCsvStream(first: IteratorResult<repo.AuditRow>, rest: AsyncGenerat
 
 const routes: FastifyPluginAsync = async (app) => {
   async function results(q: PageQuery) {
-    const query = toAuditQuery(q)
+    const query = await repo.resolveAuditQuery(app.db, toAuditQuery(q))
     const page = { limit: PAGE_SIZE + 1 }
     let rows: repo.AuditRow[] = []
     let hasNewer = false
@@ -342,7 +378,8 @@ const routes: FastifyPluginAsync = async (app) => {
       hasOlder = rows.length > PAGE_SIZE
       rows = rows.slice(0, PAGE_SIZE)
     }
-    const total = await repo.countAuditEvents(app.db, query, COUNT_CAP + 1)
+    // The newest page holds every match when there is no older one: nothing more to count.
+    const total = !paged && !hasOlder ? rows.length : await repo.countAuditEvents(app.db, query, COUNT_CAP + 1)
     const state = filterParams(q)
     const qs = (extra: Record<string, string>) => `${PAGE_URL}${queryString({ ...state, ...extra })}`
     return {
@@ -358,6 +395,8 @@ const routes: FastifyPluginAsync = async (app) => {
       newerUrl: hasNewer && rows.length ? qs({ after: cursorOf(rows[0]!) }) : null,
       olderUrl: hasOlder ? qs({ before: cursorOf(rows.at(-1)!) }) : null,
       exportUrl: `${EXPORT_URL}${queryString(state)}`,
+      // This page's own address: the filters in use (not the form's empty fields) and its cursor.
+      selfUrl: qs(!paged ? {} : q.before ? { before: cursorOf(q.before) } : { after: cursorOf(q.after!) }),
     }
   }
 
@@ -374,6 +413,8 @@ const routes: FastifyPluginAsync = async (app) => {
     const q = pageQuerySchema.parse(request.query ?? {})
     const fragment = wantsFragment(request)
     const data = await results(q)
+    // The address htmx shows.
+    if (fragment) reply.header('HX-Push-Url', data.selfUrl)
     const actions = fragment ? [] : await actionChoices(q.action)
     return reply.render('audit/index', { title: 'Audit Log', ...data, actions, oob: fragment }, { fragment: 'audit/_results' })
   })
@@ -381,7 +422,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get(EXPORT_URL, { config: { access: 'administrator' } }, async (request, reply) => {
     // The page's query string: the export holds every event its filters match (all pages).
     const q = pageQuerySchema.parse(request.query ?? {})
-    const rows = repo.iterateAuditEvents(app.db, toAuditQuery(q))
+    const rows = repo.iterateAuditEvents(app.db, await repo.resolveAuditQuery(app.db, toAuditQuery(q)))
     // The first batch is read before the response starts (a failure is still an error page),
     // and before the export is itself recorded, so that it does not list itself.
     const first = await rows.next()
