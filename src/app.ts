@@ -30,6 +30,8 @@ import logosApiRoutes from './areas/logos/api-routes.ts'
 import multipart from '@fastify/multipart'
 import resourcesRoutes from './areas/resources/routes.ts'
 import settingsRoutes from './areas/settings/routes.ts'
+import auditRoutes from './areas/audit/routes.ts'
+import auditApiRoutes from './areas/audit/api-routes.ts'
 import healthRoutes from './areas/health/routes.ts'
 import './types.ts'
 
@@ -109,9 +111,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(logosRoutes)
   await app.register(resourcesRoutes)
   await app.register(settingsRoutes)
+  await app.register(auditRoutes)
   await registerApiRoutes(app, apiSessionRoutes)
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)
   await registerApiRoutes(app, myAccountApiRoutes)
+  await registerApiRoutes(app, auditApiRoutes)
   return app
 }

@@ -6,6 +6,7 @@ import { checkPassword } from '../lib/password-policy.ts'
 import { uuid } from '../lib/tokens.ts'
 import { insertAccount, replaceAssignments } from '../areas/accounts/repository.ts'
 import { seedDemoLogos } from '../areas/logos/service.ts'
+import { seedDemoAuditHistory } from '../areas/audit/repository.ts'
 
 // The demo's data, one module that each area extends with its own (accounts, logos, ...).
 
@@ -69,6 +70,11 @@ export async function seedDemo(app: FastifyInstance, opts: { adminUsername?: str
     users.push({ username: u.username, name: u.name, role: u.role, note: disabled ? 'disabled' : locked ? 'locked' : undefined })
   }
   await seedAccounts(app, list[0]!.username)
+  await seedDemoAuditHistory(
+    app.db,
+    await app.db.selectFrom('users').selectAll().orderBy('id').execute(),
+    await app.db.selectFrom('accounts').select(['uuid', 'container_name']).orderBy('id').execute(),
+  )
   return { administrator: list[0]!.username, password, users }
 }
 

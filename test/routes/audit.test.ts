@@ -6,9 +6,8 @@ import type { AuditEvent, User } from '../../src/db/schema.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 import { audit } from '../../src/areas/audit/service.ts'
 import { insertAuditEvent, seedDemoAuditHistory } from '../../src/areas/audit/repository.ts'
-import auditRoutes, { crudOf, describeEvent } from '../../src/areas/audit/routes.ts'
-import auditApiRoutes, { parseInstant } from '../../src/areas/audit/api-routes.ts'
-import { registerApiRoutes } from '../../src/plugins/api.ts'
+import { crudOf, describeEvent } from '../../src/areas/audit/routes.ts'
+import { parseInstant } from '../../src/areas/audit/api-routes.ts'
 
 // Two dialects, each with 10,000 events for the count and 2,345 for the export.
 t.setTimeout(240_000)
@@ -26,11 +25,6 @@ const MAY = 'from=2024-05-01&to=2024-05-31'
 
 async function appFor(t: Tap, dialect: (typeof dialects)[number]): Promise<FastifyInstance> {
   const { app } = await buildTestApp(t, dialect)
-  // src/app.ts registers the audit area; until it does, the test registers it (a no-op after).
-  if (!app.hasRoute({ method: 'GET', url: '/audit-log' })) {
-    await app.register(auditRoutes)
-    await registerApiRoutes(app, auditApiRoutes)
-  }
   return app
 }
 
