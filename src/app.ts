@@ -8,6 +8,7 @@ import { loadOrCreateKey } from './lib/keys.ts'
 import { Messenger, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
+import metrics from './ops/metrics.ts'
 import errors from './plugins/errors.ts'
 import security from './plugins/security.ts'
 import session from './plugins/session.ts'
@@ -85,6 +86,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('messenger', new Messenger(handle.db, app.log, transports, new Set(config.smsViaOutbox ? ['email', 'sms'] : ['email'])))
 
   await app.register(authorization)
+  await app.register(metrics, { token: config.metricsToken })
   await app.register(formbody)
   // Uploads are small PNG logos: one file, size-limited before anything is decoded.
   await app.register(multipart, { attachFieldsToBody: true, limits: { fileSize: 256 * 1024, files: 1, fields: 20, parts: 21 } })

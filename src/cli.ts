@@ -20,6 +20,8 @@ Commands:
       --username NAME@DOMAIN  --name "Full Name"  [--email ADDRESS]
   outbox [--limit N]    print the latest mail and text messages kept in the database
   rotate-signing-key    add a new single sign-on signing key (the old one stays published for an hour)
+  backup FILE           copy the SQLite database and the key files into FILE, while the portal runs
+  restore FILE          restore a backup into DATA_DIR, which must be empty (docs/operations.md)
   domains list | add DOMAIN | remove DOMAIN
                         the approved domains of usernames (name@DOMAIN)
   demo-instance [--port 4000] [--portal-url URL]
@@ -127,6 +129,14 @@ export async function main(argv: string[]): Promise<number> {
       } finally {
         await app.close()
       }
+    }
+    case 'backup': {
+      const { backupCommand } = await import('./ops/backup.ts')
+      return backupCommand(rest)
+    }
+    case 'restore': {
+      const { restoreCommand } = await import('./ops/backup.ts')
+      return restoreCommand(rest)
     }
     case 'outbox': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '20' } } })

@@ -45,6 +45,7 @@ export const configSchema = z.object({
   SIGNIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(30),
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   ARGON2_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -73,6 +74,7 @@ export type Config = Readonly<{
   apiRateLimitPerMinute: number
   signInRateLimitPerMinute: number
   logLevel: string
+  metricsToken: string | undefined
 }>
 
 export class ConfigError extends Error {}
@@ -125,5 +127,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiRateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
     signInRateLimitPerMinute: e.SIGNIN_RATE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
+    metricsToken: e.METRICS_TOKEN,
   })
 }

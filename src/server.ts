@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.ts'
 import type { Config } from './config.ts'
 import { bootstrapFirstAdministrator } from './lib/bootstrap.ts'
+import { exitOnSignals } from './ops/shutdown.ts'
 
 /** Starts the portal and listens; only this module listens (tests use app.inject). */
 export async function serve(config: Config): Promise<FastifyInstance> {
@@ -13,19 +14,7 @@ export async function serve(config: Config): Promise<FastifyInstance> {
     throw err
   }
   await app.listen({ port: config.port, host: config.host })
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'shutting down')
-    const force = setTimeout(() => process.exit(1), 10_000)
-    force.unref()
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
-  }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  // SIGTERM/SIGINT: finish the requests in progress, close, exit 0 (1 after 10 s).
+  exitOnSignals(app)
   return app
 }

@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
+import { kyselyQueryLog } from '../ops/metrics.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
 
 export type Dialect = 'sqlite' | 'postgres'
@@ -33,7 +34,7 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
       max: 10,
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
     })
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' }
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyQueryLog() }), dialect: 'postgres' }
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const file = opts.sqliteFile ?? path.join(opts.dataDir, 'portal.sqlite')
@@ -42,5 +43,5 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   sqlite.pragma('synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: 'sqlite', sqlite }
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), log: kyselyQueryLog() }), dialect: 'sqlite', sqlite }
 }

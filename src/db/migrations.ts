@@ -6,6 +6,7 @@ import * as m0004 from '../../migrations/0004_two_factor.ts'
 import * as m0005 from '../../migrations/0005_assist.ts'
 import * as m0006 from '../../migrations/0006_sso.ts'
 import * as m0007 from '../../migrations/0007_audit_indexes.ts'
+import * as m0008 from '../../migrations/0008_rate_limits.ts'
 
 // Static list: a bundle or a single executable cannot import migration files at run time.
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005_assist': m0005,
   '0006_sso': m0006,
   '0007_audit_indexes': m0007,
+  '0008_rate_limits': m0008,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -189,6 +189,13 @@ export interface SsoSigningKeysTable {
   retired_at: number | null
 }
 
+/** Rate-limit counters shared by every process (src/ops/rate-limit-store.ts). */
+export interface RateLimitsTable {
+  key: string
+  hits: number
+  expires_at: number
+}
+
 export interface Database {
   users: UsersTable
   approved_domains: ApprovedDomainsTable
@@ -206,6 +213,7 @@ export interface Database {
   two_factor: TwoFactorTable
   recovery_codes: RecoveryCodesTable
   sso_signing_keys: SsoSigningKeysTable
+  rate_limits: RateLimitsTable
 }
 
 export type TwoFactor = Selectable<TwoFactorTable>

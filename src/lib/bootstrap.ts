@@ -16,6 +16,11 @@ export async function bootstrapFirstAdministrator(app: FastifyInstance, print: (
       const user = await createAdministrator(app.db, { name: 'Administrator', username: adminUsername, email: null, password: adminPassword }, { onlyIfNoUsers: true })
       app.log.info({ username: user.username }, 'first Administrator created from MSSP_ADMIN_USERNAME')
     } catch (err) {
+      // Another process starting on the same empty database created it first: fine.
+      if ((await countUsers(app.db)) > 0) {
+        app.log.info('first Administrator already created by another process')
+        return
+      }
       if (err instanceof ValidationError) {
         const details = Object.entries(err.fieldErrors).map(([k, v]) => `${k === 'username' ? 'MSSP_ADMIN_USERNAME' : 'MSSP_ADMIN_PASSWORD'}: ${v}`)
         throw new Error(`Cannot create the first Administrator:\n  ${details.join('\n  ') || err.message}`)

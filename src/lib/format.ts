@@ -8,8 +8,10 @@ export function formatDateTime(ms: number | null | undefined): string {
   return ms ? `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC` : '—'
 }
 
+// One formatter for every call: toLocaleString builds a new one each time (slow in a table).
+const numberFormat = new Intl.NumberFormat('en-US')
 export function formatNumber(n: number): string {
-  return n.toLocaleString('en-US')
+  return numberFormat.format(n)
 }
 
 /** Whole days from now until `ms` (negative once past). */

@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { authenticateApiKeys, parseApiKeysHeader } from '../areas/api/service.ts'
+import { databaseRateLimitStore } from '../ops/rate-limit-store.ts'
 import { ConflictError, ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { findUserByUsername } from '../areas/auth/repository.ts'
@@ -93,6 +94,11 @@ function rateLimitKey(request: FastifyRequest): string {
  * for requests with X-ApiKeys (hidden from the OpenAPI document, which lists `/api`).
  */
 export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPluginAsync): Promise<void> {
+  // On PostgreSQL (several processes) the counters live in the database, one budget per
+  // client across the whole API; SQLite (one process) keeps the in-memory store.
+  const store = app.dialect === 'postgres'
+    ? databaseRateLimitStore(app.db, { namespace: 'api', onCleanupError: (err) => app.log.warn({ err }, 'rate-limit clean-up failed') })
+    : undefined
   for (const [prefix, constrained] of [['/api', false], ['', true]] as const) {
     await app.register(async (scope) => {
       scope.setValidatorCompiler(validatorCompiler)
@@ -101,6 +107,7 @@ export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPlu
         max: app.config.apiRateLimitPerMinute,
         timeWindow: 60_000,
         keyGenerator: rateLimitKey,
+        ...(store ? { store } : {}),
       })
       scope.addHook('onRoute', (route) => {
         ;(route.config as { api?: boolean }).api = true

@@ -111,7 +111,6 @@ if (!process.env.TEST_DATABASE_URL) {
   // no users and creates the Administrator; one of them must lose quietly, not stop. Run
   // in-process (two apps, as `serve` builds them) so that the race happens every time.
   t.test('the first Administrator from MSSP_ADMIN_* when two processes start at once', {
-    todo: 'fails today: src/lib/bootstrap.ts lets the losing process stop (see the report for the fix)',
   }, async (t) => {
     const cfg = loadConfig({
       NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: tempDir(t), DATABASE_URL: await freshPgSchema(t), ...SHARED_KEYS,

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database, User } from '../../db/schema.ts'
 import { uuid } from '../../lib/tokens.ts'
 import { insertAuditEvent } from './repository.ts'
+import { signInCounter } from '../../ops/metrics.ts'
 
 export interface AuditInput {
   action: string
@@ -33,4 +34,5 @@ export async function audit(db: Kysely<Database>, request: FastifyRequest | null
     ip: request?.ip ?? null,
     fields: JSON.stringify(input.fields ?? {}),
   })
+  if (input.action === 'auth.sign_in') signInCounter.inc({ outcome: input.outcome ?? 'success' })
 }
