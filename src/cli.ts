@@ -22,6 +22,8 @@ Commands:
   rotate-signing-key    add a new single sign-on signing key (the old one stays published for an hour)
   backup FILE           copy the SQLite database and the key files into FILE, while the portal runs
   restore FILE          restore a backup into DATA_DIR, which must be empty (docs/operations.md)
+  copy-to-postgres --to postgres://...
+                        copy the SQLite database of DATA_DIR into an empty PostgreSQL database
   domains list | add DOMAIN | remove DOMAIN
                         the approved domains of usernames (name@DOMAIN)
   demo-instance [--port 4000] [--portal-url URL]
@@ -137,6 +139,20 @@ export async function main(argv: string[]): Promise<number> {
     case 'restore': {
       const { restoreCommand } = await import('./ops/backup.ts')
       return restoreCommand(rest)
+    }
+    case 'copy-to-postgres': {
+      const { values } = parseArgs({ args: rest, options: { to: { type: 'string' } } })
+      if (!values.to || !/^postgres(ql)?:\/\//.test(values.to)) {
+        console.error('copy-to-postgres needs --to postgres://user@host/database')
+        return 2
+      }
+      const config = loadConfig({ ...process.env, DATABASE_URL: undefined, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
+      const { copyToPostgres } = await import('./ops/copy-to-postgres.ts')
+      console.log(`Copying ${config.dataDir}/portal.sqlite to PostgreSQL:`)
+      await copyToPostgres(config.dataDir, values.to, (line) => console.log(line))
+      console.log('Done. Start every portal process with DATABASE_URL and the same SESSION_KEY and SECRETS_KEY')
+      console.log(`as ${config.dataDir}/session.key and secrets.key (the hex inside those files).`)
+      return 0
     }
     case 'outbox': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '20' } } })
