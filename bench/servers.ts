@@ -31,7 +31,7 @@ if (kind === 'bare') {
   })
   await app.listen({ port: Number(b), host: '127.0.0.1' })
 } else if (kind === 'portal') {
-  const config = loadConfig({ ...process.env, DATA_DIR: a, PORT: b, LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '1000000' })
+  const config = loadConfig({ ...process.env, DATA_DIR: a, PORT: b, LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '1000000', SIGNIN_RATE_LIMIT_PER_MINUTE: '100000' })
   const app = await buildApp(config)
   await app.listen({ port: config.port, host: '127.0.0.1' })
 }
