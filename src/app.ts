@@ -23,6 +23,7 @@ import instancesRoutes from './areas/instances/routes.ts'
 import { DEMO_INSTANCE_PATH } from './areas/instances/service.ts'
 import { demoInstancePlugin } from './demo-instance/app.ts'
 import myAccountApiRoutes from './areas/my-account/api-routes.ts'
+import usersApiRoutes from './areas/users/api-routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
 import accountsApiRoutes from './areas/accounts/api-routes.ts'
 import accountsTransferRoutes from './areas/accounts/transfer-routes.ts'
@@ -118,6 +119,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)
   await registerApiRoutes(app, myAccountApiRoutes)
+  await registerApiRoutes(app, usersApiRoutes)
   await registerApiRoutes(app, auditApiRoutes)
   return app
 }

@@ -92,3 +92,30 @@ export async function deleteUserWithTransfer(db: Db, userId: number, successorId
   await db.deleteFrom('users').where('id', '=', userId).execute()
   return { accounts: Number(accounts.numUpdatedRows), logos: Number(logos.numUpdatedRows), savedSearches: Number(saved.numDeletedRows) }
 }
+
+// --- API ---
+
+/** Every user with what the API's user object shows: 2FA and the last use of their API keys. */
+export function listUsersForApi(db: Db) {
+  return db
+    .selectFrom('users')
+    .leftJoin('two_factor', 'two_factor.user_id', 'users.id')
+    .leftJoin('api_keys', 'api_keys.user_id', 'users.id')
+    .selectAll('users')
+    .select(['two_factor.sms_phone as tf_sms_phone', 'two_factor.email_enabled as tf_email_enabled', 'api_keys.last_used_at as api_key_last_used_at'])
+    .orderBy('users.id')
+    .execute()
+}
+
+/** Enabled Administrators who may sign in with a password (the portal needs one). */
+export async function countPasswordAdministrators(db: Db, exceptUserId: number): Promise<number> {
+  const row = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('role', '=', ADMINISTRATOR)
+    .where('enabled', '=', 1)
+    .where('password_permitted', '=', 1)
+    .where('id', '!=', exceptUserId)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}

@@ -195,3 +195,91 @@ export async function stopAssist(request: FastifyRequest): Promise<User | null> 
   await setAssist(request.server.db, auth.session.id, null, Date.now())
   return assisted
 }
+
+// --- API ---
+// The REST API's user endpoints compose the rules above. One API call can do what two
+// windows do (edit and disable), so conflicts are refused before anything changes.
+
+export const LAST_ADMINISTRATOR = 'This is the last enabled Administrator: the portal needs at least one.'
+
+/** The last enabled Administrator cannot be disabled, demoted or deleted (the API's `undeletable`). */
+export async function isLastEnabledAdministrator(db: FastifyRequest['server']['db'], user: User): Promise<boolean> {
+  return user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countEnabledAdministrators(db, user.id)) === 0
+}
+
+/** The Edit User form as it stands for this user (assignments included), with some fields changed. */
+async function currentInput(request: FastifyRequest, user: User, changes: Partial<UserInput>): Promise<UserInput> {
+  return {
+    name: user.name,
+    username: user.username,
+    email: user.email ?? '',
+    password: '',
+    confirm: '',
+    role: String(user.role),
+    accounts: (await repo.assignedAccounts(request.server.db, user.id)).map((a) => a.uuid),
+    ...changes,
+  }
+}
+
+export interface ApiUserChanges {
+  permissions?: number
+  name?: string
+  email?: string | null
+  enabled?: boolean
+}
+
+/** `PUT /users/{id}`: Edit User (role, name, e-mail; assignments kept) and Disable/Enable. */
+export async function updateUserFromApi(request: FastifyRequest, user: User, changes: ApiUserChanges): Promise<User> {
+  const { db } = request.server
+  const me = request.auth!.assistedBy ?? request.auth!.user
+  const disabling = changes.enabled === false && user.enabled === 1
+  const demoting = changes.permissions !== undefined && changes.permissions !== ADMINISTRATOR
+  if (disabling && user.id === me.id) throw new ConflictError('You cannot disable yourself.')
+  if ((disabling || demoting) && (await isLastEnabledAdministrator(db, user))) throw new ConflictError(LAST_ADMINISTRATOR)
+  if (changes.permissions !== undefined || changes.name !== undefined || changes.email !== undefined) {
+    await editUser(request, user, await currentInput(request, user, {
+      ...(changes.name !== undefined ? { name: changes.name } : {}),
+      ...(changes.email !== undefined ? { email: changes.email ?? '' } : {}),
+      ...(changes.permissions !== undefined ? { role: String(changes.permissions) } : {}),
+    }))
+  }
+  if (changes.enabled !== undefined && changes.enabled !== (user.enabled === 1)) {
+    await setEnabled(request, (await repo.findUserByUuid(db, user.uuid)) ?? user, changes.enabled)
+  }
+  return (await repo.findUserByUuid(db, user.uuid)) ?? user
+}
+
+/** `PUT /users/{id}/chpasswd`: an Administrator sets another user's password (the admin-set rule). */
+export async function setPasswordFromApi(request: FastifyRequest, user: User, password: string): Promise<void> {
+  const auth = request.auth!
+  if (user.id === auth.user.id || user.id === auth.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
+  await editUser(request, user, await currentInput(request, user, { password, confirm: password }))
+}
+
+export interface Authorizations {
+  api_permitted: boolean
+  password_permitted: boolean
+}
+
+/**
+ * `PUT /users/{id}/authorizations`: whether the user's API keys work and whether they may
+ * sign in with a password. Turning password sign-in off ends their sessions at once; no one
+ * can turn off their own, nor the last enabled Administrator's who still has it.
+ */
+export async function setAuthorizations(request: FastifyRequest, user: User, changes: Partial<Authorizations>): Promise<User> {
+  const { db } = request.server
+  const me = request.auth!.assistedBy ?? request.auth!.user
+  const api = changes.api_permitted ?? user.api_permitted === 1
+  const password = changes.password_permitted ?? user.password_permitted === 1
+  const passwordOff = !password && user.password_permitted === 1
+  if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
+  if (passwordOff && user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countPasswordAdministrators(db, user.id)) === 0) {
+    throw new ConflictError('This is the last enabled Administrator who can sign in with a password: the portal needs at least one.')
+  }
+  await db.transaction().execute(async (trx) => {
+    await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })
+    if (passwordOff) await deleteUserSessions(trx, user.id)
+    await audit(trx, request, { action: 'user.authorizations_update', target: target(user), fields: { api_permitted: api, password_permitted: password } })
+  })
+  return (await repo.findUserByUuid(db, user.uuid)) ?? user
+}
