@@ -20,6 +20,9 @@ export interface UsersTable {
   password_changed_at: number
   created_at: number
   updated_at: number
+  /** Tenable's authorizations (0/1): the user's API keys work; the user may sign in with a password. */
+  api_permitted: Generated<number>
+  password_permitted: Generated<number>
 }
 
 export interface ApprovedDomainsTable {

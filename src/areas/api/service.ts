@@ -57,7 +57,7 @@ export async function authenticateApiKeys(app: FastifyInstance, header: string |
   const row = await repo.findKeyWithUser(app.db, keys.accessKey)
   const expected = row?.secret_hash ?? 'x'.repeat(43)
   const matches = safeEqual(hmac(apiKeyHashKey(app), keys.secretKey), expected)
-  if (!row || !matches || row.enabled !== 1) return null
+  if (!row || !matches || row.enabled !== 1 || row.api_permitted !== 1) return null
   const now = Date.now()
   if (row.key_last_used_at === null || now - row.key_last_used_at >= TOUCH_INTERVAL_MS) await repo.touchApiKey(app.db, row.id, now)
   const { secret_hash: _s, key_last_used_at: _l, ...user } = row

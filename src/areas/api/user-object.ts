@@ -44,8 +44,8 @@ export function toApiUser(user: User, extra: { lastApiKeyAccess: number | null; 
     last_login_attempt: user.last_login_attempt_at,
     lastlogin: user.last_login_at,
     last_apikey_access: extra.lastApiKeyAccess,
-    api_permitted: true,
-    ui_permitted: true,
+    api_permitted: user.api_permitted === 1,
+    ui_permitted: user.password_permitted === 1,
     two_factor: { sms_phone: tf?.sms_phone ?? null, sms_enabled: Boolean(tf?.sms_phone), email_enabled: tf?.email_enabled === 1 },
   }
 }

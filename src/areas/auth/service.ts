@@ -51,8 +51,8 @@ export async function signIn(
   const valid = await verifyPassword(user.password_hash, input.password)
   const now = Date.now()
   const locked = user.locked_until !== null && user.locked_until > now
-  if (!valid || locked || user.enabled !== 1) {
-    await recordFailedSignIn(request, user, { countsTowardLock: !valid, reason: user.enabled !== 1 ? 'disabled' : locked ? 'locked' : 'wrong password' })
+  if (!valid || locked || user.enabled !== 1 || user.password_permitted !== 1) {
+    await recordFailedSignIn(request, user, { countsTowardLock: !valid, reason: user.enabled !== 1 ? 'disabled' : locked ? 'locked' : !valid ? 'wrong password' : 'password sign-in not permitted' })
     return null
   }
   const tf = await findTwoFactor(db, user.id)
