@@ -83,9 +83,12 @@ const routes: FastifyPluginAsync = async (app) => {
   // The Assign Accounts panel's search (htmx): check boxes for accounts not yet assigned.
   app.get('/users/assign-search', admin, async (request, reply) => {
     const q = z.object({ assign_q: z.string().max(200).catch(''), account: z.any().optional() }).parse(request.query ?? {})
-    const chosen = new Set(list(request.query, 'account'))
+    // Boxes checked before this search stay, checked, at the top of the new list.
+    const checkedUuids = list(request.query, 'account')
+    const chosen = new Set(checkedUuids)
+    const checked = await repo.accountsByUuids(app.db, checkedUuids)
     const found = await findAccounts(app.db, app.dialect, { id: 0, role: ADMINISTRATOR }, { text: q.assign_q, limit: 25, offset: 0 })
-    return reply.render('users/_candidates', { candidates: found.filter((a) => !chosen.has(a.uuid)), assignQuery: q.assign_q })
+    return reply.render('users/_candidates', { checked, candidates: found.filter((a) => !chosen.has(a.uuid)), assignQuery: q.assign_q })
   })
 
   app.get('/users/new', admin, async (request, reply) => renderForm(request, reply, { user: null }))
@@ -145,8 +148,9 @@ const routes: FastifyPluginAsync = async (app) => {
         if (err instanceof ConflictError) return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm', alert: err.message }, { fragment: 'users/_confirm', status: 409 })
         throw err
       }
-      await flash(request, w.done)
+      // The window shows the message; a page load (no JavaScript) shows it as a flash.
       if (isHtmx(request)) reply.header('HX-Trigger', 'users-changed')
+      else await flash(request, w.done)
       return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'done' }, { fragment: 'users/_confirm' })
     })
   }
