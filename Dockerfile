@@ -1,10 +1,11 @@
-# MSSP Portal: multi-stage image on a supported Node LTS.
+# MSSP Portal: multi-stage image on a supported Node LTS (22, the single executable's line:
+# better-sqlite3 12 aborts on Node 24 and 26 when statements are garbage-collected).
 # Build: docker build -t mssp-portal .
 # Run:   docker run -p 3000:3000 -v mssp-data:/data \
 #          -e BASE_URL=https://portal.example.com \
 #          -e MSSP_ADMIN_USERNAME=admin@example.com -e MSSP_ADMIN_PASSWORD='...' mssp-portal
 
-FROM node:24-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 # better-sqlite3 compiles from source (the same `npm ci` that CI runs).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
@@ -17,7 +18,7 @@ COPY migrations ./migrations
 COPY bin ./bin
 COPY docs ./docs
 
-FROM node:24-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app /app

