@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database, NewUser, Session, User, UserUpdate } from '../../db/schema.ts'
+import { uuid } from '../../lib/tokens.ts'
 
 type Db = Kysely<Database>
 
@@ -14,6 +15,26 @@ export function findUserById(db: Db, id: number): Promise<User | undefined> {
 export async function countUsers(db: Db): Promise<number> {
   const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   return Number(row.n)
+}
+
+/** The row of a new, enabled user who has never signed in (usernames and e-mails lower-cased). */
+export function newUser(v: { username: string; name: string; email: string | null; passwordHash: string; role: number; now: number }): NewUser {
+  return {
+    uuid: uuid(),
+    username: v.username.trim().toLowerCase(),
+    name: v.name.trim(),
+    email: v.email?.trim().toLowerCase() || null,
+    password_hash: v.passwordHash,
+    role: v.role,
+    enabled: 1,
+    locked_until: null,
+    last_login_at: null,
+    last_failed_login_at: null,
+    last_login_attempt_at: null,
+    password_changed_at: v.now,
+    created_at: v.now,
+    updated_at: v.now,
+  }
 }
 
 export async function insertUser(db: Db, user: NewUser): Promise<User> {

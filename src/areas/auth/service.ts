@@ -205,22 +205,7 @@ export async function createAdministrator(db: Kysely<Database>, input: NewAdmini
     if (await repo.findUserByUsername(trx, username)) throw new ValidationError({ username: 'A user with this username already exists.' })
     const now = Date.now()
     await repo.approveDomain(trx, usernameDomain(username)!, now)
-    return repo.insertUser(trx, {
-      uuid: uuid(),
-      username,
-      name: input.name.trim(),
-      email: input.email?.trim().toLowerCase() || null,
-      password_hash: passwordHash,
-      role: ADMINISTRATOR,
-      enabled: 1,
-      locked_until: null,
-      last_login_at: null,
-      last_failed_login_at: null,
-      last_login_attempt_at: null,
-      password_changed_at: now,
-      created_at: now,
-      updated_at: now,
-    })
+    return repo.insertUser(trx, repo.newUser({ username, name: input.name, email: input.email, passwordHash, role: ADMINISTRATOR, now }))
   })
 }
 

@@ -6,7 +6,7 @@ import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
 import { uuid } from '../../lib/tokens.ts'
-import { deleteUserSessions, findUserByUsername, insertUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
+import { deleteUserSessions, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
 import { distinctInstanceUrls, findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
 import { instanceBase, notifyUserTransfer } from '../instances/service.ts'
@@ -75,22 +75,7 @@ export async function createUser(request: FastifyRequest, input: UserInput): Pro
   const passwordHash = await hashPassword(input.password)
   const now = Date.now()
   return request.server.db.transaction().execute(async (trx) => {
-    const user = await insertUser(trx, {
-      uuid: uuid(),
-      username: input.username.trim().toLowerCase(),
-      name: input.name.trim(),
-      email: input.email.trim() || null,
-      password_hash: passwordHash,
-      role,
-      enabled: 1,
-      locked_until: null,
-      last_login_at: null,
-      last_failed_login_at: null,
-      last_login_attempt_at: null,
-      password_changed_at: now,
-      created_at: now,
-      updated_at: now,
-    })
+    const user = await insertUser(trx, newUser({ username: input.username, name: input.name, email: input.email, passwordHash, role, now }))
     if (accountIds.length) await replaceAssignments(trx, user.id, accountIds, now)
     await audit(trx, request, { action: 'user.create', target: target(user), fields: { role: roleLabel(role), accounts: accountIds.length } })
     return user
