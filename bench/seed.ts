@@ -8,7 +8,22 @@ const KINDS = ['Logistics', 'Capital', 'Health', 'Freight', 'Utilities', 'Mariti
 const REGIONS = ['US', 'EU', 'UK', 'AP', 'CA', 'ME']
 const APPS = ['vm', 'vm,was', 'vm,was,cs', 'was', 'cs', 'vm,cs']
 
+/** A small seeded generator (mulberry32): the same accounts on every run. */
+function randomFrom(seed: number) {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  return <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!
+}
+
 export function seedAccounts(file: string, count: number): void {
+  // Words drawn independently, so that a word is spread over the sort order as in real names
+  // (a formula such as i % 26 would tie the second word to the first).
+  const pick = randomFrom(42)
   const db = new SQLite(file)
   db.pragma('journal_mode = WAL')
   const insert = db.prepare(`insert into accounts (uuid, container_name, custom_name, site_id, region, licensed_apps, licensed_assets,
@@ -17,13 +32,13 @@ export function seedAccounts(file: string, count: number): void {
   const now = Date.now()
   db.transaction(() => {
     for (let i = 0; i < count; i++) {
-      const name = `${WORDS[i % WORDS.length]} ${WORDS[(i * 7) % WORDS.length]} ${KINDS[(i * 13) % KINDS.length]} ${i}`
+      const name = `${pick(WORDS)} ${pick(WORDS)} ${pick(KINDS)} ${i}`
       const a = {
         container_name: name,
-        custom_name: i % 5 === 0 ? `${WORDS[(i * 3) % WORDS.length]} managed ${i}` : null,
+        custom_name: i % 5 === 0 ? `${pick(WORDS)} managed ${i}` : null,
         site_id: `${REGIONS[i % REGIONS.length]}-${String(i).padStart(6, '0')}`,
         licensed_apps: APPS[i % APPS.length]!,
-        notes: i % 3 === 0 ? `Contact ${WORDS[(i * 11) % WORDS.length]} team; ticket ${i * 17}` : '',
+        notes: i % 3 === 0 ? `Contact ${pick(WORDS)} team; ticket ${i * 17}` : '',
       }
       const assets = (i * 37) % 5000
       const limit = 1000 + ((i * 91) % 5000)

@@ -18,22 +18,35 @@ if (kind === 'bare') {
   const { Eta } = await import('eta')
   const fmt = await import('../src/lib/format.ts')
   const { LICENSED_APPS, appLabel, parseApps } = await import('../src/areas/accounts/licensed-apps.ts')
+  const { SQLITE_CACHE_KIB } = await import('../src/db/index.ts')
   const db = new SQLite(a!, { readonly: true })
+  db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`) // the portal's page cache
   const eta = new Eta({ views: path.resolve(import.meta.dirname, '../views'), cache: true, autoEscape: true })
   const select = 'select accounts.*, logos.uuid as logo_uuid, logos.name as logo_name from accounts left join logos on logos.id = accounts.logo_id'
+  const order = 'order by accounts.container_name, accounts.id'
   const count = db.prepare('select count(*) as n from accounts')
-  const page = db.prepare(`${select} order by accounts.container_name, accounts.id limit 50`)
-  // The same queries the portal runs for a search (see src/areas/accounts/repository.ts).
-  const countSearch = db.prepare('select count(*) as n from accounts_fts where accounts_fts match ?')
-  const pageSearchSorted = db.prepare(`${select} where accounts.id in (select rowid from accounts_fts where accounts_fts match ?) order by accounts.container_name, accounts.id limit 50`)
-  const pageSearchIndexed = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) order by accounts.container_name, accounts.id limit 50`)
+  const page = db.prepare(`${select} ${order} limit 50`)
+  // The same queries the portal runs for a one-word search (src/areas/accounts/repository.ts):
+  // the count stops at 5,000; few matches are sorted, many walk the sort index, and past the
+  // cap a window of the sort order is read first.
+  const countSearch = db.prepare('select count(*) as n from (select rowid from accounts_fts where accounts_fts match ? limit 5001)')
+  const pageSorted = db.prepare(`${select} where accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
+  const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
+  const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit 2000) as candidates
+    where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50) ${order}`)
+  function search(q: string) {
+    const n = (countSearch.get(`"${q}"`) as { n: number }).n
+    const more = n > 5000
+    let accounts = more ? pageWindow.all(`%${q}%`) : []
+    if (accounts.length < 50) accounts = (n >= 1000 ? pageWalk : pageSorted).all(`"${q}"`)
+    return { total: Math.min(n, 5000), more, accounts }
+  }
   const app = Fastify()
   app.get('/accounts', async (request, reply) => {
     const q = (request.query as { q?: string }).q ?? ''
-    const total = q ? (countSearch.get(`"${q}"`) as { n: number }).n : (count.get() as { n: number }).n
-    const accounts = q ? (total >= 1000 ? pageSearchIndexed : pageSearchSorted).all(`"${q}"`) : page.all()
+    const { total, more, accounts } = q ? search(q) : { total: (count.get() as { n: number }).n, more: false, accounts: page.all() }
     const html = eta.render('accounts/_results', {
-      accounts, total, page: 1, pages: Math.ceil(total / 50), q: { q, sort: 'container_name', dir: 'asc' }, state: { q },
+      accounts, total, more, page: 1, pages: Math.ceil(total / 50), q: { q, sort: 'container_name', dir: 'asc' }, state: { q },
       apps: LICENSED_APPS, appLabel, parseApps, pageSize: 50, ssoReason: () => 'This account has no instance URL yet.',
       isAdmin: true, csrf: () => 'token', fmt,
     })

@@ -57,30 +57,36 @@ function visibleTo(eb: Eb, viewer: Viewer): Expression<SqlBool> | null {
   return eb('accounts.id', 'in', eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id))
 }
 
-/** Words of the Search box: those of 3+ characters when there are any (the trigram index needs 3). */
+/**
+ * Words of the Search box: every word must appear. Those of 3+ characters can use the trigram
+ * index; shorter ones ("17", "us") are checked on the rows the others found.
+ */
 function searchWords(text: string | undefined): { long: string[]; short: string[] } {
   const words = (text ?? '').trim().toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8)
-  const long = words.filter((w) => [...w].length >= 3)
-  return { long, short: long.length ? [] : words }
+  const isLong = (w: string) => [...w].length >= 3
+  return { long: words.filter(isLong), short: words.filter((w) => !isLong(w)) }
+}
+
+/** The FTS5 query for the long words: each a quoted trigram phrase, all required. */
+function ftsQuery(long: string[]): string {
+  return long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
 }
 
 function likeWord(word: string): Expression<SqlBool> {
   return sql<SqlBool>`accounts.search_text like ${`%${escapeLike(word)}%`} escape '\\'`
 }
 
+/**
+ * The text's conditions. On SQLite the trigram index finds the long words' matches; with many
+ * matches (`preferSortIndex`), `+` keeps SQLite from driving the query by that set, so it walks
+ * the sort index and stops after a page. PostgreSQL uses LIKE on the lower-cased column, which
+ * its pg_trgm GIN index serves.
+ */
 function textConditions(dialect: Dialect, text: string | undefined, preferSortIndex: boolean): Expression<SqlBool>[] {
   const { long, short } = searchWords(text)
-  const conditions = short.map(likeWord)
-  if (long.length && dialect === 'sqlite') {
-    // One FTS5 trigram query for every word. With many matches, `+` keeps SQLite from
-    // driving the query by the match set, so it walks the sort index and stops after a page.
-    const phrase = long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
-    conditions.push(sql<SqlBool>`${sql.raw(preferSortIndex ? '+' : '')}accounts.id in (select rowid from accounts_fts where accounts_fts match ${phrase})`)
-  } else {
-    // PostgreSQL: LIKE on the lower-cased column uses the pg_trgm GIN index.
-    conditions.push(...long.map(likeWord))
-  }
-  return conditions
+  if (dialect !== 'sqlite' || !long.length) return [...long, ...short].map(likeWord)
+  const fts = sql<SqlBool>`${sql.raw(preferSortIndex ? '+' : '')}accounts.id in (select rowid from accounts_fts where accounts_fts match ${ftsQuery(long)})`
+  return [fts, ...short.map(likeWord)]
 }
 
 const DAY = 86_400_000
@@ -149,20 +155,107 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
 }
 export type AccountRow = Awaited<ReturnType<typeof findAccounts>>[number]
 
+/** How many trigram candidates a capped count reads to check short words on (see countAccountsUpTo). */
+const SHORT_WORD_CANDIDATES = 2000
+
 export async function countAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery): Promise<number> {
+  return (await countAccountsUpTo(db, dialect, viewer, q)).count
+}
+
+/**
+ * Counts matching accounts, stopping after `cap` of them: a broad search needs no exact
+ * figure to show its first page, and counting 50,000 trigram matches takes longer than the
+ * rest of the page together.
+ */
+export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, cap = Infinity): Promise<{ count: number; more: boolean }> {
   const words = searchWords(q.text)
-  if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length && !words.short.length) {
-    // Only the text: the trigram index counts its matches without touching the table.
-    const phrase = words.long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
-    const { rows } = await sql<{ n: number }>`select count(*) as n from accounts_fts where accounts_fts match ${phrase}`.execute(db)
-    return Number(rows[0]!.n)
+  const capped = Number.isFinite(cap)
+  let n: number
+  if (!hasConditions(viewer, q)) {
+    // An Administrator's whole table: count(*) is cheap and exact.
+    const row = await db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    return { count: Number(row.n), more: false }
+  } else if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length) {
+    // Only the text: the trigram index finds the long words' matches without reading the table.
+    const limit = capped ? sql`limit ${cap + 1}` : sql``
+    const fts = sql`select rowid from accounts_fts where accounts_fts match ${ftsQuery(words.long)}`
+    if (!words.short.length) {
+      const { rows } = await sql<{ n: number }>`select count(*) as n from (${fts} ${limit})`.execute(db)
+      n = Number(rows[0]!.n)
+    } else {
+      // Short words need each candidate's text: with a cap, only the first SHORT_WORD_CANDIDATES
+      // candidates are read, and the count is then a lower bound ("180+").
+      const examine = capped ? Math.min(cap, SHORT_WORD_CANDIDATES) : Infinity
+      const shortLikes = sql.join(words.short.map((w) => sql`accounts.search_text like ${`%${escapeLike(w)}%`} escape '\\'`), sql` and `)
+      const { rows } = await sql<{ candidates: number; n: number | null }>`select count(*) as candidates, sum(${shortLikes}) as n
+        from (${fts} ${Number.isFinite(examine) ? sql`limit ${examine + 1}` : sql``}) as candidates join accounts on accounts.id = candidates.rowid`.execute(db)
+      n = Number(rows[0]!.n ?? 0)
+      if (Number(rows[0]!.candidates) > examine) return { count: Math.min(n, cap), more: true }
+    }
+  } else {
+    const matching = db
+      .selectFrom('accounts')
+      .select('accounts.id')
+      .where((eb) => whereQuery(eb, dialect, viewer, q))
+      .$if(capped, (qb) => qb.limit(cap + 1))
+    const row = await db.selectFrom(matching.as('matching')).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    n = Number(row.n)
   }
-  const row = await db
+  return { count: Math.min(n, cap), more: n > cap }
+}
+
+/**
+ * One page of the Accounts table. `matches` says how many match, `more` that there are more
+ * than that. Few matches: the trigram set, sorted. Many (`more`, past the count's cap): SQLite
+ * first reads a window of the sort order and checks the words on each row, which finds a page
+ * of a common word at once. Otherwise, or when the window holds too few, it walks the sort
+ * index keeping the rows in the trigram set.
+ */
+export async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, matches: number, more: boolean) {
+  if (dialect === 'sqlite' && more && q.text?.trim()) {
+    const window = Math.max(2000, 40 * (q.offset + q.limit))
+    if (window <= 20_000) {
+      const rows = await findAccountsInWindow(db, dialect, viewer, q, window)
+      if (rows.length === q.limit) return rows
+    }
+  }
+  return findAccounts(db, dialect, viewer, { ...q, preferSortIndex: more || matches >= SORT_INDEX_THRESHOLD })
+}
+
+/** From this many matches, paging walks the sort index rather than sorting every match. */
+export const SORT_INDEX_THRESHOLD = 1000
+
+async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, window: number) {
+  const sort = q.sort ?? 'container_name'
+  const dir = q.dir ?? 'asc'
+  const { text, ...rest } = q
+  const { long, short } = searchWords(text)
+  // The first `window` rows in sort order that pass everything but the words (narrow rows:
+  // id, text and sort key), then the words on each, stopping at the page: no sort of the window.
+  const candidates = db
     .selectFrom('accounts')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
+    .select(['accounts.id', 'accounts.search_text', `accounts.${sort}`])
+    .$if(hasConditions(viewer, rest), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, rest)))
+    .orderBy(`accounts.${sort}`, dir)
+    .orderBy('accounts.id', dir)
+    .limit(window)
+  const pageIds = db
+    .selectFrom(candidates.as('candidates'))
+    .select('candidates.id')
+    .where(sql<SqlBool>`${sql.join([...long, ...short].map((w) => sql`candidates.search_text like ${`%${escapeLike(w)}%`} escape '\\'`), sql` and `)}`)
+    .orderBy(sql.ref(`candidates.${sort}`), dir)
+    .orderBy('candidates.id', dir)
+    .limit(q.limit)
+    .offset(q.offset)
+  return db
+    .selectFrom('accounts')
+    .leftJoin('logos', 'logos.id', 'accounts.logo_id')
+    .selectAll('accounts')
+    .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+    .where('accounts.id', 'in', pageIds)
+    .orderBy(`accounts.${sort}`, dir)
+    .orderBy('accounts.id', dir)
+    .execute()
 }
 
 /** Streams matching accounts in id order, a page at a time (for exports of any size). */

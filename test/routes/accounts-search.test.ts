@@ -1,0 +1,98 @@
+// The Search box on many accounts: every word counts (short ones too), broad searches count
+// up to 5,000 ("5,000+") and still page in sort order, whichever way the page is found.
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { Client, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { searchTextOf } from '../../src/areas/accounts/repository.ts'
+import { uuid } from '../../src/lib/tokens.ts'
+
+/** Many accounts at once (multi-row inserts), named `${prefix} 00000`, `${prefix} 00001`, ... */
+async function insertMany(app: FastifyInstance, prefix: string, count: number, notes = ''): Promise<void> {
+  const now = Date.now()
+  for (let start = 0; start < count; start += 200) {
+    const rows = []
+    for (let i = start; i < Math.min(count, start + 200); i++) {
+      const a = { container_name: `${prefix} ${String(i).padStart(5, '0')}`, custom_name: null, site_id: `BULK-${prefix}-${i}`, licensed_apps: 'vm', notes }
+      rows.push({ ...a, uuid: uuid(), region: 'US', licensed_assets: 1, licensed_assets_limit: 10, license_utilization: 10, domains: '[]', search_text: searchTextOf(a), created_at: now, modified_at: now })
+    }
+    await app.db.insertInto('accounts').values(rows).execute()
+  }
+}
+
+/** The customer names of a results fragment, in table order. */
+function names(body: string): string[] {
+  return [...body.matchAll(/aria-label="Select ([^"]+)"/g)].map((m) => m[1]!).filter((n) => !n.startsWith('all '))
+}
+
+for (const dialect of dialects) {
+  t.test(`${dialect}: every word of the search counts, short words too`, async (t) => {
+    const { app } = await buildTestApp(t, dialect)
+    const admin = await createUser(app, { role: 64 })
+    await createAccount(app, { container_name: 'Harbor Freight', notes: 'ticket 170' })
+    await createAccount(app, { container_name: 'Harbor Dental', notes: 'ticket 99' })
+    const c = new Client(app)
+    await c.signIn(admin.username)
+    const cases: Array<[string, string[]]> = [
+      ['ticket 17', ['Harbor Freight']],
+      ['harbor 99', ['Harbor Dental']],
+      ['99 harbor', ['Harbor Dental']],
+      ['harbor', ['Harbor Dental', 'Harbor Freight']],
+      ['harbor 5', []],
+    ]
+    for (const [q, expected] of cases) {
+      const res = await c.get(`/accounts?q=${encodeURIComponent(q)}`, { 'hx-request': 'true' })
+      t.same(names(res.body), expected, q)
+    }
+  })
+
+  t.test(`${dialect}: a broad search says 5,000+ and pages through the matches in order`, async (t) => {
+    const { app } = await buildTestApp(t, dialect)
+    const admin = await createUser(app, { role: 64 })
+    // Aardvarks sort first and do not match "common": the first rows in name order hold none.
+    await insertMany(app, 'Aardvark', 2100, 'zebra crossing')
+    await insertMany(app, 'Common', 5060)
+    const c = new Client(app)
+    await c.signIn(admin.username)
+
+    const all = await c.get('/accounts', { 'hx-request': 'true' })
+    t.match(all.body, '7,160 accounts', 'the whole table keeps its exact count')
+    t.match(all.body, 'Page 1 of 144')
+
+    const common = await c.get('/accounts?q=common', { 'hx-request': 'true' })
+    t.match(common.body, '5,000+ accounts matching “common”')
+    t.match(common.body, 'Page 1 of 100+')
+    t.match(common.body, 'Select all matching')
+    t.match(common.body, 'Assign a logo to all matching')
+    const first = names(common.body)
+    t.equal(first.length, 50)
+    t.equal(first[0], 'Common 00000', 'the first match in name order, past the non-matching ones')
+    t.equal(first[49], 'Common 00049')
+    t.match(common.body, 'href="/accounts?q=common&amp;page=2"', 'a Next link although the last page is not counted')
+    const second = names((await c.get('/accounts?q=common&page=2', { 'hx-request': 'true' })).body)
+    t.equal(second[0], 'Common 00050')
+    const desc = names((await c.get('/accounts?q=common&dir=desc', { 'hx-request': 'true' })).body)
+    t.equal(desc[0], 'Common 05059', 'descending')
+
+    // A word in every row: the first page comes straight from the start of the sort order.
+    const bulk = await c.get('/accounts?q=bulk', { 'hx-request': 'true' })
+    t.match(bulk.body, '5,000+ accounts matching “bulk”')
+    t.same(names(bulk.body).slice(0, 2), ['Aardvark 00000', 'Aardvark 00001'])
+    const bulk3 = names((await c.get('/accounts?q=bulk&page=3', { 'hx-request': 'true' })).body)
+    t.equal(bulk3[0], 'Aardvark 00100')
+    const bulkByName = names((await c.get('/accounts?q=bulk&dir=desc', { 'hx-request': 'true' })).body)
+    t.equal(bulkByName[0], 'Common 05059')
+
+    // Under the cap the count is exact, and a short word narrows a broad one.
+    const zebra = await c.get('/accounts?q=zebra', { 'hx-request': 'true' })
+    t.match(zebra.body, '2,100 accounts matching “zebra”')
+    t.match(zebra.body, 'Page 1 of 42</span>')
+    const narrowed = await c.get('/accounts?q=common%2005059', { 'hx-request': 'true' })
+    t.same(names(narrowed.body), ['Common 05059'])
+    const short = await c.get('/accounts?q=aardvark%2020', { 'hx-request': 'true' })
+    t.ok(names(short.body).length > 0 && names(short.body).every((n) => n.includes('20')), 'only names with "20"')
+
+    // Assigning a logo to every match still counts them all.
+    const plane = await c.get('/accounts/assign-logo?all=1&q=common', { 'hx-request': 'true' })
+    t.match(plane.body, '5,060')
+  })
+}
