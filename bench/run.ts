@@ -134,7 +134,9 @@ async function accounts() {
     let lines = 0
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       bytes += chunk.byteLength
-      for (const b of chunk) if (b === 10) lines++
+      // Counted natively: a byte loop here would take CPU from the server on a small machine.
+      const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++
     }
     const seconds = (performance.now() - t0) / 1000
     if (res.status !== 200) console.log(`  CSV export: answered ${res.status}`)

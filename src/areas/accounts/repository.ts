@@ -258,25 +258,33 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
     .execute()
 }
 
-/** Streams matching accounts in id order, a page at a time (for exports of any size). */
-export async function* iterateAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, batch = 1000): AsyncGenerator<AccountRow> {
+/** What an account shows outside the portal (API, CSV): every column but the internal ones. */
+const EXPORTED_COLUMNS = [
+  'accounts.id', 'accounts.uuid', 'accounts.container_name', 'accounts.custom_name', 'accounts.site_id', 'accounts.region',
+  'accounts.licensed_apps', 'accounts.licensed_assets', 'accounts.licensed_assets_limit', 'accounts.license_utilization',
+  'accounts.license_expiration_date', 'accounts.notes', 'accounts.lms_customer_id', 'accounts.sso_username', 'accounts.domains',
+  'accounts.instance_url', 'accounts.contact_email', 'accounts.created_at', 'accounts.modified_at',
+] as const
+
+/** Matching accounts in id order, a batch at a time (for exports of any size). */
+export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, batch = 2000) {
   let afterId = 0
   for (;;) {
-    const rows = await db
-      .selectFrom('accounts')
-      .leftJoin('logos', 'logos.id', 'accounts.logo_id')
-      .selectAll('accounts')
-      .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+    const rows = await exportedAccounts(db)
       .where('accounts.id', '>', afterId)
       .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
       .orderBy('accounts.id')
       .limit(batch)
       .execute()
-    yield* rows
+    if (rows.length) yield rows
     if (rows.length < batch) return
     afterId = rows.at(-1)!.id
   }
 }
+function exportedAccounts(db: Db) {
+  return db.selectFrom('accounts').leftJoin('logos', 'logos.id', 'accounts.logo_id').select(EXPORTED_COLUMNS).select(['logos.uuid as logo_uuid'])
+}
+export type ExportedAccount = Awaited<ReturnType<ReturnType<typeof exportedAccounts>['execute']>>[number]
 
 export function findVisibleAccount(db: Db, viewer: Viewer, uuid: string) {
   return db

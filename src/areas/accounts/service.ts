@@ -136,7 +136,7 @@ export async function assignLogoToMatching(request: FastifyRequest, query: repo.
 }
 
 /** Tenable's account object (API.md), times in epoch milliseconds. */
-export function toApiAccount(a: repo.AccountRow | (Account & { logo_uuid: string | null })) {
+export function toApiAccount(a: repo.ExportedAccount | repo.AccountRow | (Account & { logo_uuid: string | null })) {
   return {
     uuid: a.uuid,
     container_name: a.container_name,

@@ -22,12 +22,12 @@ const routes: FastifyPluginAsync = async (app) => {
     // The Accounts page's query string: the export holds what the page's search and filters show.
     const q = listQuerySchema.parse(request.query ?? {})
     const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
-    const rows = repo.iterateAccounts(app.db, app.dialect, request.auth!.user, query)
+    const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query)
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)
       .header('Cache-Control', 'no-store')
-      .send(accountsCsvStream(rows))
+      .send(accountsCsvStream(batches))
   })
 
   app.get(`${IMPORT_URL}/template.csv`, { config: { access: 'administrator' } }, async (_request, reply) =>
