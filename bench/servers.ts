@@ -27,20 +27,23 @@ if (kind === 'bare') {
   const count = db.prepare('select count(*) as n from accounts')
   const page = db.prepare(`${select} ${order} limit 50`)
   // The same queries the portal runs for a one-word search (src/areas/accounts/repository.ts):
-  // the count stops at 5,000; few matches are sorted, many walk the sort index, and past the
-  // cap a window of the sort order is read first.
-  const countSearch = db.prepare('select count(*) as n from (select rowid from accounts_fts where accounts_fts match ? limit 5001)')
+  // the count stops past COUNT_CAP; few matches are sorted, many walk the sort index, and past
+  // the cap a window of the sort order is read first.
+  const { COUNT_CAP } = await import('../src/areas/accounts/service.ts')
+  const { SEARCH_WINDOW_ROWS, SORT_INDEX_THRESHOLD } = await import('../src/areas/accounts/repository.ts')
+  const countSearch = db.prepare(`select count(*) as n from (select rowid from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1})`)
   const pageSorted = db.prepare(`${select} where accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
   const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
-  const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit 2000) as candidates
+  const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit ${SEARCH_WINDOW_ROWS}) as candidates
     where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50) ${order}`)
   function search(q: string) {
     const n = (countSearch.get(`"${q}"`) as { n: number }).n
-    const more = n > 5000
+    const more = n > COUNT_CAP
     let accounts = more ? pageWindow.all(`%${q}%`) : []
-    if (accounts.length < 50) accounts = (n >= 1000 ? pageWalk : pageSorted).all(`"${q}"`)
-    return { total: Math.min(n, 5000), more, accounts }
+    if (accounts.length < 50) accounts = (n >= SORT_INDEX_THRESHOLD ? pageWalk : pageSorted).all(`"${q}"`)
+    return { total: Math.min(n, COUNT_CAP), more, accounts }
   }
+
   const app = Fastify()
   app.get('/accounts', async (request, reply) => {
     const q = (request.query as { q?: string }).q ?? ''

@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import view from '@fastify/view'
 import { Eta } from 'eta'
 import type { FastifyReply } from 'fastify'
 import { ADMINISTRATOR, ROLES, ROLE_PERMISSIONS, roleLabel } from '../lib/roles.ts'
@@ -21,12 +20,8 @@ import { VIEWS_DIR } from '../lib/paths.ts'
 export { VIEWS_DIR }
 
 export default fp(async (app) => {
+  // Eta itself, called directly: templates are cached once compiled (re-read in development).
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
-  await app.register(view, {
-    engine: { eta },
-    root: VIEWS_DIR,
-    production: app.config.env !== 'development',
-  })
 
   app.decorateReply('render', async function (this: FastifyReply, page, data = {}, opts = {}) {
     const request = this.request
@@ -53,7 +48,7 @@ export default fp(async (app) => {
       errorAttrs: (errors: Record<string, string> | undefined, field: string) =>
         errors?.[field] ? ` aria-describedby="${field}-error" aria-invalid="true"` : '',
     }
-    const html = await this.viewAsync(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
+    const html = eta.render(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
     return this.type('text/html; charset=utf-8').send(html)
   })
 })

@@ -213,7 +213,7 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
  */
 export async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, matches: number, more: boolean) {
   if (dialect === 'sqlite' && more && q.text?.trim()) {
-    const window = Math.max(2000, 40 * (q.offset + q.limit))
+    const window = Math.max(SEARCH_WINDOW_ROWS, 100 * (q.offset + q.limit))
     if (window <= 20_000) {
       const rows = await findAccountsInWindow(db, dialect, viewer, q, window)
       if (rows.length === q.limit) return rows
@@ -224,6 +224,12 @@ export async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
 
 /** From this many matches, paging walks the sort index rather than sorting every match. */
 export const SORT_INDEX_THRESHOLD = 1000
+/**
+ * At most this many rows of the sort order are read for a broad search's first page; reading
+ * stops at the page's last match, so a word in 5% of them costs 1,000 rows (under a millisecond),
+ * and only a word missing from the whole window costs all of them (a few milliseconds).
+ */
+export const SEARCH_WINDOW_ROWS = 5000
 
 async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, window: number) {
   const sort = q.sort ?? 'container_name'

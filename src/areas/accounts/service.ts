@@ -8,8 +8,8 @@ import { LICENSED_APP_CODES, formatApps, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
 
 export const PAGE_SIZE = 50
-/** The Accounts page counts matches up to this many; beyond it says "5,000+". */
-export const COUNT_CAP = 5000
+/** The Accounts page counts matches up to this many; beyond it says "1,000+". */
+export const COUNT_CAP = 1000
 
 /** Throws 404 unless the account exists and the user may see it (the same answer either way). */
 export async function requireVisibleAccount(request: FastifyRequest, accountUuid: string) {
