@@ -2,6 +2,7 @@ import { type Expression, type Kysely, type SqlBool, sql, type ExpressionBuilder
 import type { Account, Database, NewAccount } from '../../db/schema.ts'
 import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
+import { preparedQuery } from '../../db/prepared.ts'
 import { appLabel, parseApps } from './licensed-apps.ts'
 
 type Db = Kysely<Database>
@@ -139,14 +140,26 @@ function hasConditions(viewer: Viewer, q: AccountQuery): boolean {
   return viewer.role !== ADMINISTRATOR || Boolean(q.text?.trim()) || Boolean(q.filters?.length)
 }
 
+function accountsWithLogo(db: Db) {
+  return db.selectFrom('accounts').leftJoin('logos', 'logos.id', 'accounts.logo_id').selectAll('accounts').select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+}
+
+/** A page of the whole table in one sort order: the Accounts page's usual query, compiled once. */
+const wholeTablePages = new Map<string, ReturnType<typeof wholeTablePage>>()
+function wholeTablePage(sort: SortColumn, dir: 'asc' | 'desc') {
+  return preparedQuery((db) => accountsWithLogo(db).orderBy(`accounts.${sort}`, dir).orderBy('accounts.id', dir).limit(0).offset(0))
+}
+
 export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery) {
   const sort = q.sort ?? 'container_name'
   const dir = q.dir ?? 'asc'
-  let query = db
-    .selectFrom('accounts')
-    .leftJoin('logos', 'logos.id', 'accounts.logo_id')
-    .selectAll('accounts')
-    .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+  if (!hasConditions(viewer, q) && q.limit !== undefined) {
+    const key = `${sort} ${dir}`
+    let page = wholeTablePages.get(key)
+    if (!page) wholeTablePages.set(key, (page = wholeTablePage(sort, dir)))
+    return page(db, [q.limit, q.offset ?? 0])
+  }
+  let query = accountsWithLogo(db)
     .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
     .orderBy(`accounts.${sort}`, dir)
     .orderBy('accounts.id', dir)
@@ -154,6 +167,8 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
   return query.execute()
 }
 export type AccountRow = Awaited<ReturnType<typeof findAccounts>>[number]
+
+const countAll = preparedQuery((db) => db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')))
 
 /** How many trigram candidates a capped count reads to check short words on (see countAccountsUpTo). */
 const SHORT_WORD_CANDIDATES = 2000
@@ -173,8 +188,8 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
   let n: number
   if (!hasConditions(viewer, q)) {
     // An Administrator's whole table: count(*) is cheap and exact.
-    const row = await db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
-    return { count: Number(row.n), more: false }
+    const [row] = await countAll(db, [])
+    return { count: Number(row!.n), more: false }
   } else if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length) {
     // Only the text: the trigram index finds the long words' matches without reading the table.
     const limit = capped ? sql`limit ${cap + 1}` : sql``

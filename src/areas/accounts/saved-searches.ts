@@ -3,6 +3,7 @@ import { z } from 'zod'
 import type { Database } from '../../db/schema.ts'
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { uuid } from '../../lib/tokens.ts'
+import { preparedQuery } from '../../db/prepared.ts'
 
 // Saved searches belong to one user: a name and the Accounts page's query string.
 
@@ -16,8 +17,10 @@ export function normaliseQuery(raw: string): string {
   return out.toString()
 }
 
+const savedSearchesOf = preparedQuery((db) => db.selectFrom('saved_searches').select(['uuid', 'name', 'query']).where('user_id', '=', 0).orderBy('name'))
+
 export function listSavedSearches(db: Kysely<Database>, userId: number) {
-  return db.selectFrom('saved_searches').select(['uuid', 'name', 'query']).where('user_id', '=', userId).orderBy('name').execute()
+  return savedSearchesOf(db, [userId])
 }
 
 export async function saveSearch(db: Kysely<Database>, userId: number, input: { name: unknown; query: unknown }): Promise<string> {

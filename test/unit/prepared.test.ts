@@ -1,0 +1,26 @@
+// preparedQuery: compiled once per database, answering for each call's own values, on both databases.
+import t from 'tap'
+import { buildTestApp, createUser, dialects } from '../helper.ts'
+import { preparedQuery } from '../../src/db/prepared.ts'
+
+const userByName = preparedQuery((db) => db.selectFrom('users').select(['username', 'role']).where('username', '=', '').where('role', '>=', 0))
+
+for (const dialect of dialects) {
+  t.test(`${dialect}: a prepared query takes new values on every call`, async (t) => {
+    const { app } = await buildTestApp(t, dialect)
+    const admin = await createUser(app, { role: 64 })
+    const basic = await createUser(app, { role: 16 })
+    t.same(await userByName(app.db, [admin.username, 0]), [{ username: admin.username, role: 64 }])
+    t.same(await userByName(app.db, [basic.username, 0]), [{ username: basic.username, role: 16 }])
+    t.same(await userByName(app.db, [basic.username, 20]), [], 'the second value counts too')
+    await app.db.transaction().execute(async (trx) => {
+      t.same(await userByName(trx, [admin.username, 64]), [{ username: admin.username, role: 64 }], 'inside a transaction')
+    })
+  })
+}
+
+t.test('the wrong number of values is refused, not run', async (t) => {
+  const { app } = await buildTestApp(t, 'sqlite')
+  const byId = preparedQuery((db) => db.selectFrom('users').select('username').where('id', '=', 0))
+  await t.rejects(byId(app.db, [1, 2]), /takes 1 parameters, given 2/)
+})
