@@ -268,11 +268,7 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
     .orderBy('candidates.id', dir)
     .limit(q.limit)
     .offset(q.offset)
-  return db
-    .selectFrom('accounts')
-    .leftJoin('logos', 'logos.id', 'accounts.logo_id')
-    .selectAll('accounts')
-    .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+  return accountsWithLogo(db)
     .where('accounts.id', 'in', pageIds)
     .orderBy(`accounts.${sort}`, dir)
     .orderBy('accounts.id', dir)
@@ -308,11 +304,7 @@ function exportedAccounts(db: Db) {
 export type ExportedAccount = Awaited<ReturnType<ReturnType<typeof exportedAccounts>['execute']>>[number]
 
 export function findVisibleAccount(db: Db, viewer: Viewer, uuid: string) {
-  return db
-    .selectFrom('accounts')
-    .leftJoin('logos', 'logos.id', 'accounts.logo_id')
-    .selectAll('accounts')
-    .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+  return accountsWithLogo(db)
     .where('accounts.uuid', '=', uuid)
     .$if(viewer.role !== ADMINISTRATOR, (qb) => qb.where((eb) => visibleTo(eb, viewer)!))
     .executeTakeFirst()
@@ -440,11 +432,7 @@ export async function* iterateApiAccounts(
   while (remaining > 0) {
     const size = Math.min(batch, remaining)
     const after: number | null = afterId
-    let query = db
-      .selectFrom('accounts')
-      .leftJoin('logos', 'logos.id', 'accounts.logo_id')
-      .selectAll('accounts')
-      .select(['logos.uuid as logo_uuid', 'logos.name as logo_name'])
+    let query = accountsWithLogo(db)
       .where((eb): Expression<SqlBool> => (after === null ? apiWhere(eb, dialect, viewer, q) : eb.and([apiWhere(eb, dialect, viewer, q), eb('accounts.id', '>', after)])))
       .orderBy('accounts.id')
       .limit(size)
