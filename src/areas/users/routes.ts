@@ -11,10 +11,10 @@ import * as service from './service.ts'
 
 const PAGE_SIZE = 50
 const listQuery = z.object({
-  q: z.string().max(200).catch(''),
-  sort: z.enum(repo.USER_SORTABLE).catch('username'),
-  dir: z.enum(['asc', 'desc']).catch('asc'),
-  page: z.coerce.number().int().min(1).max(100_000).catch(1),
+  q: z.string().max(200).catch('').default(''),
+  sort: z.enum(repo.USER_SORTABLE).catch('username').default('username'),
+  dir: z.enum(['asc', 'desc']).catch('asc').default('asc'),
+  page: z.coerce.number().int().min(1).max(100_000).catch(1).default(1),
 })
 
 type Body = Record<string, unknown>
