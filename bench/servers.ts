@@ -26,22 +26,22 @@ if (kind === 'bare') {
   const order = 'order by accounts.container_name, accounts.id'
   const count = db.prepare('select count(*) as n from accounts')
   const page = db.prepare(`${select} ${order} limit 50`)
-  // The same queries the portal runs for a one-word search (src/areas/accounts/repository.ts):
-  // the count stops past COUNT_CAP; few matches are sorted, many walk the sort index, and past
-  // the cap a window of the sort order is read first.
+  // The same queries the portal runs for a one-word search (listAccountsPage in
+  // src/areas/accounts/repository.ts): up to COUNT_CAP + 1 trigram matches' ids; as few as
+  // that, the page by those ids; more, a window of the sort order first, then the sort index.
   const { COUNT_CAP } = await import('../src/areas/accounts/service.ts')
-  const { SEARCH_WINDOW_ROWS, SORT_INDEX_THRESHOLD } = await import('../src/areas/accounts/repository.ts')
-  const countSearch = db.prepare(`select count(*) as n from (select rowid from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1})`)
-  const pageSorted = db.prepare(`${select} where accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
-  const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50`)
+  const { SEARCH_WINDOW_ROWS } = await import('../src/areas/accounts/repository.ts')
+  const matchIds = db.prepare(`select rowid as id from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1}`).pluck()
+  const pageByIds = db.prepare(`${select} where accounts.id in (select value from json_each(?)) ${order} limit 50 offset 0`)
+  const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50 offset 0`)
   const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit ${SEARCH_WINDOW_ROWS}) as candidates
-    where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50) ${order}`)
+    where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50 offset 0) ${order}`)
   function search(q: string) {
-    const n = (countSearch.get(`"${q}"`) as { n: number }).n
-    const more = n > COUNT_CAP
-    let accounts = more ? pageWindow.all(`%${q}%`) : []
-    if (accounts.length < 50) accounts = (n >= SORT_INDEX_THRESHOLD ? pageWalk : pageSorted).all(`"${q}"`)
-    return { total: Math.min(n, COUNT_CAP), more, accounts }
+    const ids = matchIds.all(`"${q}"`) as number[]
+    if (ids.length <= COUNT_CAP) return { total: ids.length, more: false, accounts: ids.length ? pageByIds.all(JSON.stringify(ids)) : [] }
+    let accounts = pageWindow.all(`%${q}%`)
+    if (accounts.length < 50) accounts = pageWalk.all(`"${q}"`)
+    return { total: COUNT_CAP, more: true, accounts }
   }
 
   const app = Fastify()

@@ -88,6 +88,7 @@ for (const dialect of dialects) {
     t.match(middle.body, '120 accounts matching “middle”')
     t.match(middle.body, 'Page 1 of 3</span>')
     t.same(names((await c.get('/accounts?q=middle&page=3', { 'hx-request': 'true' })).body).slice(0, 1), ['Middle 00100'])
+    t.match((await c.get('/accounts?q=middle&page=99', { 'hx-request': 'true' })).body, 'Page 3 of 3</span>', 'a page past the end shows the last')
     const narrowed = await c.get('/accounts?q=common%2001059', { 'hx-request': 'true' })
     t.same(names(narrowed.body), ['Common 01059'])
     const short = await c.get('/accounts?q=aardvark%2020', { 'hx-request': 'true' })

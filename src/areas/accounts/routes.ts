@@ -47,12 +47,8 @@ const routes: FastifyPluginAsync = async (app) => {
   async function listData(request: FastifyRequest, q: ListQuery) {
     const viewer = request.auth!.user
     const query = toAccountQuery(q)
-    const { count: total, more } = await repo.countAccountsUpTo(app.db, app.dialect, viewer, query, service.COUNT_CAP)
-    // Past the counted matches the last page is unknown: any page may be asked for.
+    const { accounts, total, more, page } = await repo.listAccountsPage(app.db, app.dialect, viewer, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
-    const page = more ? q.page : Math.min(q.page, pages)
-    const offset = (page - 1) * service.PAGE_SIZE
-    const accounts = await repo.findAccountsPage(app.db, app.dialect, viewer, { ...query, limit: service.PAGE_SIZE, offset }, total, more)
     return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
 
