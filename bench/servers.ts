@@ -31,14 +31,14 @@ if (kind === 'bare') {
   // that, the page by those ids; more, a window of the sort order first, then the sort index.
   const { COUNT_CAP } = await import('../src/areas/accounts/service.ts')
   const { SEARCH_WINDOW_ROWS } = await import('../src/areas/accounts/repository.ts')
-  const matchIds = db.prepare(`select rowid as id from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1}`).pluck()
+  const matchIds = db.prepare(`select count(*) as n, json_group_array(id) as ids from (select rowid as id from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1})`)
   const pageByIds = db.prepare(`${select} where accounts.id in (select value from json_each(?)) ${order} limit 50 offset 0`)
   const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50 offset 0`)
   const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit ${SEARCH_WINDOW_ROWS}) as candidates
     where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50 offset 0) ${order}`)
   function search(q: string) {
-    const ids = matchIds.all(`"${q}"`) as number[]
-    if (ids.length <= COUNT_CAP) return { total: ids.length, more: false, accounts: ids.length ? pageByIds.all(JSON.stringify(ids)) : [] }
+    const { n, ids } = matchIds.get(`"${q}"`) as { n: number; ids: string }
+    if (n <= COUNT_CAP) return { total: n, more: false, accounts: n ? pageByIds.all(ids) : [] }
     let accounts = pageWindow.all(`%${q}%`)
     if (accounts.length < 50) accounts = pageWalk.all(`"${q}"`)
     return { total: COUNT_CAP, more: true, accounts }
