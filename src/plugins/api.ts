@@ -44,14 +44,19 @@ export default fp(async (app) => {
   app.addConstraintStrategy(apiKeysConstraint)
 
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
+    // Most requests carry neither header: no promise for them.
+    if (!('x-apikeys' in request.headers) && !('x-impersonate' in request.headers)) return done()
+    authenticateRequest(request).then(() => done(), done)
+  })
+  async function authenticateRequest(request: FastifyRequest) {
     if ('x-apikeys' in request.headers) {
       const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
       if (!user) throw new UnauthorizedError('Invalid API keys.')
       request.auth = { user, session: null, via: 'api-key', has2fa: false, assistedBy: null }
     }
     if ('x-impersonate' in request.headers && request.auth) await impersonate(request)
-  })
+  }
 
   await app.register(swagger, {
     openapi: {

@@ -35,9 +35,17 @@ export default fp(async (app) => {
 
   app.decorateRequest('auth', null)
   app.decorateRequest('sessionEnded', false)
+  // A page asks for the token once per form: one HMAC per request and session id is enough.
+  const csrfOfRequest = new WeakMap<FastifyRequest, { sid: string; token: string }>()
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
     const sid = this.session.get('sid')
-    if (sid && this.auth) return hmac(app.keys.session, `csrf:${sid}`)
+    if (sid && this.auth) {
+      const known = csrfOfRequest.get(this)
+      if (known?.sid === sid) return known.token
+      const token = hmac(app.keys.session, `csrf:${sid}`)
+      csrfOfRequest.set(this, { sid, token })
+      return token
+    }
     let anon = this.session.get('anon')
     if (!anon) {
       anon = randomToken(16)
