@@ -2,7 +2,7 @@
 // up to 1,000 ("1,000+") and still page in sort order, whichever way the page is found.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { searchTextOf } from '../../src/areas/accounts/repository.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 
@@ -19,9 +19,9 @@ async function insertMany(app: FastifyInstance, prefix: string, count: number, n
   }
 }
 
-/** The customer names of a results fragment, in table order. */
+/** The customer names of a results fragment, in table order (the first cell after the check box). */
 function names(body: string): string[] {
-  return [...body.matchAll(/aria-label="Select ([^"]+)"/g)].map((m) => m[1]!).filter((n) => !n.startsWith('all '))
+  return [...body.matchAll(/<tr>\s*(?:<td class="select-col">.*?<\/td>)?\s*<td>([^<]+)<\/td>/g)].map((m) => m[1]!)
 }
 
 for (const dialect of dialects) {
@@ -98,4 +98,44 @@ for (const dialect of dialects) {
     const plane = await c.get('/accounts/assign-logo?all=1&q=common', { 'hx-request': 'true' })
     t.match(plane.body, '1,060')
   })
+
+  t.test(`${dialect}: users see only their assigned accounts in a search, however many they have`, async (t) => {
+    const { app } = await buildTestApp(t, dialect)
+    await insertMany(app, 'Aardvark', 1100)
+    await insertMany(app, 'Common', 1060)
+    await insertMany(app, 'Middle', 120)
+    const idsOf = async (prefix: string, from: number, to: number) =>
+      (await app.db.selectFrom('accounts').select('id').where('container_name', '>=', `${prefix} ${String(from).padStart(5, '0')}`).where('container_name', '<=', `${prefix} ${String(to).padStart(5, '0')}`).execute()).map((r) => r.id)
+    // Many (more than the 2,000 read row by row): every Aardvark and Common 00000-01009.
+    const many = await createUser(app, { role: 24 })
+    await assign(app, many.id, [...(await idsOf('Aardvark', 0, 1099)), ...(await idsOf('Common', 0, 1009))])
+    const few = await createUser(app, { role: 16 })
+    await assign(app, few.id, [...(await idsOf('Middle', 1, 1)), ...(await idsOf('Common', 1050, 1050)), ...(await idsOf('Aardvark', 7, 7))])
+
+    const m = new Client(app)
+    await m.signIn(many.username)
+    t.match((await m.get('/accounts', { 'hx-request': 'true' })).body, '2,110 accounts', 'an exact count of their own accounts')
+    const common = await m.get('/accounts?q=common', { 'hx-request': 'true' })
+    t.match(common.body, '1,000+ accounts matching “common”')
+    t.equal(names(common.body)[0], 'Common 00000')
+    t.equal(names((await m.get('/accounts?q=common&dir=desc', { 'hx-request': 'true' })).body)[0], 'Common 01009', 'not the unassigned Common 01059')
+    t.same(names((await m.get('/accounts?q=common%2001009', { 'hx-request': 'true' })).body), ['Common 01009'])
+    for (const q of ['middle', 'common 01059']) {
+      const res = await m.get(`/accounts?q=${encodeURIComponent(q)}`, { 'hx-request': 'true' })
+      t.same(names(res.body), [], `${q}: nothing unassigned`)
+      t.match(res.body, 'No accounts match your search')
+    }
+    t.same(names((await m.get('/accounts?q=common%200105', { 'hx-request': 'true' })).body), ['Common 00105'], 'not Common 01050-01059')
+    const csv = await m.get('/accounts/export.csv?q=common%20010')
+    t.notMatch(csv.body, 'Common 0105', 'the export holds only assigned accounts')
+    t.match(csv.body, 'Common 01009')
+
+    const f = new Client(app)
+    await f.signIn(few.username)
+    t.match((await f.get('/accounts', { 'hx-request': 'true' })).body, '3 accounts')
+    const fewCommon = await f.get('/accounts?q=common', { 'hx-request': 'true' })
+    t.match(fewCommon.body, '1 account matching “common”')
+    t.same(names(fewCommon.body), ['Common 01050'])
+  })
 }
+

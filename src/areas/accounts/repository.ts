@@ -35,6 +35,12 @@ export interface AccountQuery {
   offset?: number
   /** Set when the match count is large: page through the sort index instead of sorting all matches. */
   preferSortIndex?: boolean
+  /**
+   * For a user other than an Administrator: true (the default) when they have few assigned
+   * accounts, whose rows are then read and the words checked on each; false when they have
+   * many, which are then looked up row by row while the indexes drive (see visibleTo).
+   */
+  scanAssigned?: boolean
 }
 
 /** The lower-cased text the trigram index serves: every field the Search box matches. */
@@ -53,10 +59,30 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 
-function visibleTo(eb: Eb, viewer: Viewer): Expression<SqlBool> | null {
+/**
+ * The accounts a user may see. `fewAssigned`: the query is driven by the assignments (the
+ * set of ids); otherwise each candidate row is looked up in them (the primary key on
+ * user_id, account_id), so that a user with 20,000 accounts needs no such set per query.
+ */
+function visibleTo(eb: Eb, viewer: Viewer, fewAssigned = true): Expression<SqlBool> | null {
   if (viewer.role === ADMINISTRATOR) return null
-  return eb('accounts.id', 'in', eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id))
+  if (fewAssigned) return eb('accounts.id', 'in', eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id))
+  return eb.exists(eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id).whereRef('user_accounts.account_id', '=', 'accounts.id'))
 }
+
+/**
+ * Whether a user has few assigned accounts (counted from the assignments alone, up to the
+ * limit). Few, the usual case, are best searched by checking the words on those rows (see
+ * AccountQuery.scanAssigned); many, through the indexes as for an Administrator.
+ */
+async function hasFewAssigned(db: Db, userId: number): Promise<boolean> {
+  const [row] = await assignedUpToLimit(db, [userId])
+  return Number(row!.n) <= ASSIGNED_SCAN_LIMIT
+}
+const ASSIGNED_SCAN_LIMIT = 2000
+const assignedUpToLimit = preparedQuery((db) =>
+  db.selectFrom((qb) => qb.selectFrom('user_accounts').select('account_id').where('user_id', '=', 0).limit(sql.lit(ASSIGNED_SCAN_LIMIT + 1)).as('assigned')).select((eb) => eb.fn.countAll<number>().as('n')),
+)
 
 /**
  * Words of the Search box: every word must appear. Those of 3+ characters can use the trigram
@@ -66,6 +92,23 @@ function searchWords(text: string | undefined): { long: string[]; short: string[
   const words = (text ?? '').trim().toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8)
   const isLong = (w: string) => [...w].length >= 3
   return { long: words.filter(isLong), short: words.filter((w) => !isLong(w)) }
+}
+
+function searchWordsList(text: string | undefined): string[] {
+  const { long, short } = searchWords(text)
+  return [...long, ...short]
+}
+
+/**
+ * The rowids of the trigram index's matches for the long words that the viewer may see (a
+ * user with many assigned accounts: each match looked up in the assignments), or null when
+ * the index should not drive (a user with few: their rows are read instead).
+ */
+function visibleMatches(viewer: Viewer, q: AccountQuery, long: string[]) {
+  const match = sql`select rowid as id from accounts_fts where accounts_fts match ${ftsQuery(long)}`
+  if (viewer.role === ADMINISTRATOR) return match
+  if (q.scanAssigned !== false) return null
+  return sql`${match} and exists (select 1 from user_accounts where user_accounts.user_id = ${viewer.id} and user_accounts.account_id = accounts_fts.rowid)`
 }
 
 /** The FTS5 query for the long words: each a quoted trigram phrase, all required. */
@@ -126,9 +169,10 @@ function filterCondition(eb: Eb, f: Filter): Expression<SqlBool> {
 
 /** The query's conditions; an Administrator's unfiltered list has none (so count(*) stays a fast path). */
 function whereQuery(eb: Eb, dialect: Dialect, viewer: Viewer, q: AccountQuery): Expression<SqlBool> {
-  const visible = visibleTo(eb, viewer)
+  const visible = visibleTo(eb, viewer, q.scanAssigned ?? true)
   const conditions: Expression<SqlBool>[] = visible ? [visible] : []
-  conditions.push(...textConditions(dialect, q.text, q.preferSortIndex ?? false))
+  const scanRows = visible !== null && (q.scanAssigned ?? true)
+  conditions.push(...(scanRows ? searchWordsList(q.text).map(likeWord) : textConditions(dialect, q.text, q.preferSortIndex ?? false)))
   if (q.filters?.length) {
     const parts = q.filters.map((f) => filterCondition(eb, f))
     conditions.push(q.filterType === 'or' ? eb.or(parts) : eb.and(parts))
@@ -199,10 +243,15 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
     // An Administrator's whole table: count(*) is cheap and exact.
     const [row] = await countAll(db, [])
     return { count: Number(row!.n), more: false }
-  } else if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length) {
+  } else if (!q.text?.trim() && !q.filters?.length) {
+    // A user's whole list: their assignments (which cascade with the accounts) say how many,
+    // exactly and cheaply (a range of the primary key).
+    const row = await db.selectFrom('user_accounts').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', viewer.id).executeTakeFirstOrThrow()
+    return { count: Number(row.n), more: false }
+  } else if (dialect === 'sqlite' && !q.filters?.length && words.long.length && visibleMatches(viewer, q, words.long)) {
     // Only the text: the trigram index finds the long words' matches without reading the table.
     const limit = capped ? sql`limit ${cap + 1}` : sql``
-    const fts = sql`select rowid from accounts_fts where accounts_fts match ${ftsQuery(words.long)}`
+    const fts = visibleMatches(viewer, q, words.long)!
     if (!words.short.length) {
       const { rows } = await sql<{ n: number }>`select count(*) as n from (${fts} ${limit})`.execute(db)
       n = Number(rows[0]!.n)
@@ -212,7 +261,7 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
       const examine = capped ? Math.min(cap, SHORT_WORD_CANDIDATES) : Infinity
       const shortLikes = sql.join(words.short.map((w) => sql`accounts.search_text like ${`%${escapeLike(w)}%`} escape '\\'`), sql` and `)
       const { rows } = await sql<{ candidates: number; n: number | null }>`select count(*) as candidates, sum(${shortLikes}) as n
-        from (${fts} ${Number.isFinite(examine) ? sql`limit ${examine + 1}` : sql``}) as candidates join accounts on accounts.id = candidates.rowid`.execute(db)
+        from (${fts} ${Number.isFinite(examine) ? sql`limit ${examine + 1}` : sql``}) as candidates join accounts on accounts.id = candidates.id`.execute(db)
       n = Number(rows[0]!.n ?? 0)
       if (Number(rows[0]!.candidates) > examine) return { count: Math.min(n, cap), more: true }
     }
@@ -231,16 +280,18 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
 /**
  * The Accounts page: one page of matching accounts with their count, stopping the count past
  * `cap` (`more`; the last page is then unknown and any page may be asked for). When only
- * words of 3+ characters narrow an Administrator's table on SQLite, one read of the trigram
+ * words of 3+ characters narrow the table on SQLite (an Administrator's, or the accounts of a
+ * user with many), one read of the trigram
  * index serves both: up to cap+1 ids, counted here, and the page fetched by them.
  */
-export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, page: number, pageSize: number, cap: number) {
-  const words = searchWords(q.text)
+export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, query: AccountQuery, page: number, pageSize: number, cap: number) {
+  const words = searchWords(query.text)
+  const q = viewer.role === ADMINISTRATOR ? query : { ...query, scanAssigned: await hasFewAssigned(db, viewer.id) }
   let counted: { count: number; more: boolean } | undefined
-  if (dialect === 'sqlite' && viewer.role === ADMINISTRATOR && !q.filters?.length && words.long.length && !words.short.length) {
+  const matches = dialect === 'sqlite' && !q.filters?.length && words.long.length && !words.short.length ? visibleMatches(viewer, q, words.long) : null
+  if (matches) {
     // The ids stay in SQLite as one JSON array: a JavaScript object per id costs more than the index read.
-    const { rows } = await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids
-      from (select rowid as id from accounts_fts where accounts_fts match ${ftsQuery(words.long)} limit ${cap + 1})`.execute(db)
+    const { rows } = await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${cap + 1})`.execute(db)
     const { n, ids } = rows[0]!
     if (n <= cap) {
       const current = Math.min(page, Math.max(1, Math.ceil(n / pageSize)))
