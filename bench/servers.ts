@@ -53,7 +53,8 @@ if (kind === 'bare') {
       apps: LICENSED_APPS, appLabel, parseApps, pageSize: 50, ssoReason: () => 'This account has no instance URL yet.',
       isAdmin: true, csrf: () => 'token', fmt,
     })
-    return reply.type('text/html').send(`<!doctype html><html><head><title>Accounts</title></head><body><h1>Accounts</h1>${html}</body></html>`)
+    // Sent as bytes encoded once, as the portal sends its pages (src/plugins/views.ts).
+    return reply.type('text/html; charset=utf-8').send(Buffer.from(`<!doctype html><html><head><title>Accounts</title></head><body><h1>Accounts</h1>${html}</body></html>`))
   })
   await app.listen({ port: Number(b), host: '127.0.0.1' })
 } else if (kind === 'portal') {

@@ -49,6 +49,8 @@ export default fp(async (app) => {
         errors?.[field] ? ` aria-describedby="${field}-error" aria-invalid="true"` : '',
     }
     const html = eta.render(wantsFragment ? opts.fragment! : page, { ...locals, ...data })
-    return this.type('text/html; charset=utf-8').send(html)
+    // Encoded once here: a string would be measured (Content-Length) and then encoded again,
+    // and pages holding a character past U+00FF (✎, “) make both passes slow.
+    return this.type('text/html; charset=utf-8').send(Buffer.from(html))
   })
 })
