@@ -71,6 +71,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('config', config)
   app.decorate('db', handle.db)
   app.decorate('dialect', handle.dialect)
+  app.decorate('sqlite', handle.sqlite ?? null)
   app.addHook('onClose', async () => {
     await handle.db.destroy()
   })

@@ -3,6 +3,7 @@ import type { Config } from './config.ts'
 import type { Database, Session, User } from './db/schema.ts'
 import type { Dialect } from './db/index.ts'
 import type { Messenger } from './lib/messages.ts'
+import type SQLite from 'better-sqlite3'
 
 /**
  * public: anyone; user / administrator: a fully signed-in user of that role;
@@ -30,6 +31,8 @@ declare module 'fastify' {
     config: Config
     db: Kysely<Database>
     dialect: Dialect
+    /** The SQLite connection under `db` (null on PostgreSQL), for reads Kysely cannot shape (sqliteRows). */
+    sqlite: SQLite.Database | null
     messenger: Messenger
     /**
      * session: encrypts the cookie and derives CSRF tokens (rotating it signs everyone out).

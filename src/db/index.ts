@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { type CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
 import { kyselyQueryLog } from '../ops/metrics.ts'
@@ -72,3 +72,19 @@ export function withStatementCache(sqlite: SQLite.Database, size = 500): Pick<SQ
     },
   } as Pick<SQLite.Database, 'prepare' | 'close'>
 }
+
+/**
+ * Runs a compiled query on the SQLite connection and builds its rows in JavaScript from
+ * arrays: better-sqlite3 builds an object per row slowly (a property at a time), which is
+ * most of an export's time. The statement is its own, so Kysely's cached ones stay untouched.
+ */
+export function sqliteRows<R>(sqlite: SQLite.Database, query: CompiledQuery<R>): R[] {
+  const statement = sqlite.prepare(query.sql).raw(true)
+  const names = statement.columns().map((c) => c.name)
+  return (statement.all(...query.parameters) as unknown[][]).map((values) => {
+    const row: Record<string, unknown> = {}
+    for (let i = 0; i < names.length; i++) row[names[i]!] = values[i]
+    return row as R
+  })
+}
+

@@ -1,8 +1,9 @@
 import { type Expression, type Kysely, type SqlBool, sql, type ExpressionBuilder } from 'kysely'
 import type { Account, Database, NewAccount } from '../../db/schema.ts'
-import type { Dialect } from '../../db/index.ts'
+import { type Dialect, sqliteRows } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { preparedQuery } from '../../db/prepared.ts'
+import type SQLite from 'better-sqlite3'
 import { appLabel, parseApps } from './licensed-apps.ts'
 
 type Db = Kysely<Database>
@@ -380,16 +381,20 @@ const EXPORTED_COLUMNS = [
   'accounts.instance_url', 'accounts.contact_email', 'accounts.created_at', 'accounts.modified_at',
 ] as const
 
-/** Matching accounts in id order, a batch at a time (for exports of any size). */
-export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, batch = 2000) {
+/**
+ * Matching accounts in id order, a batch at a time (for exports of any size). With the SQLite
+ * connection (`sqlite`), rows are read as arrays (sqliteRows).
+ */
+export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, opts: { batch?: number; sqlite?: SQLite.Database | null } = {}) {
+  const batch = opts.batch ?? 2000
   let afterId = 0
   for (;;) {
-    const rows = await exportedAccounts(db)
+    const query = exportedAccounts(db)
       .where('accounts.id', '>', afterId)
       .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
       .orderBy('accounts.id')
-      .limit(batch)
-      .execute()
+      .limit(pageLimit(batch))
+    const rows = opts.sqlite ? sqliteRows(opts.sqlite, query.compile()) : await query.execute()
     if (rows.length) yield rows
     if (rows.length < batch) return
     afterId = rows.at(-1)!.id
