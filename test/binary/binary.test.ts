@@ -11,11 +11,11 @@
 // ran before the tests, as a CI step may).
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import pkg from '../../package.json' with { type: 'json' }
+import { freePort } from '../support/processes.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..')
 const BINARY = path.join(ROOT, 'dist', 'mssp-portal')
@@ -44,18 +44,6 @@ function runToEnd(file: string, args: string[], opts: { cwd: string; env: NodeJS
     child.on('error', reject)
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
     child.stdin.end(opts.input ?? '')
-  })
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
   })
 }
 

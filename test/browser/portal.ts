@@ -3,12 +3,12 @@
 // playwright-core. Not a test file itself (tap runs only *.test.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { cleanEnv, freePort } from '../support/processes.ts'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
@@ -54,28 +54,6 @@ export function browserAvailable(t: Tap): boolean {
     t.plan(0, reason)
   }
   return false
-}
-
-// Variables the portal reads (see src/config.ts) and tap's own: none may leak from the
-// test runner's environment into the child (e.g. TEST_DATABASE_URL's DATABASE_URL).
-const PORTAL_VARS = /^(NODE_ENV|PORT|HOST|BASE_URL|DATA_DIR|DATABASE_URL|TRUST_PROXY|SESSION_.*|SMTP_URL|MAIL_FROM|SMS_WEBHOOK_URL|MSSP_.*|ARGON2_CONCURRENCY|LOG_LEVEL|TAP|TAP_.*|NODE_OPTIONS)$/
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!PORTAL_VARS.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export interface Portal {

@@ -5,12 +5,12 @@
 // The ideas come from test/browser/portal.ts.
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import SQLite from 'better-sqlite3'
 import { randomToken } from '../../src/lib/tokens.ts'
+import { cleanEnv, freePort } from '../support/processes.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..')
 export const ADMIN_USERNAME = 'admin@example.com'
@@ -20,27 +20,6 @@ export const SHARED_KEYS = { SESSION_KEY: 'd5'.repeat(32), SECRETS_KEY: 'e6'.rep
 
 export interface Tap {
   teardown(fn: () => unknown): void
-}
-
-// Variables the portal reads and tap's own: none may leak from the runner's environment.
-const PORTAL_VARS = /^(NODE_ENV|PORT|HOST|BASE_URL|DATA_DIR|DATABASE_URL|TRUST_PROXY|SESSION_.*|SECRETS_KEY|SMTP_URL|MAIL_FROM|SMS_.*|MSSP_.*|ARGON2_CONCURRENCY|LOG_LEVEL|API_RATE_LIMIT_PER_MINUTE|SIGNIN_RATE_LIMIT_PER_MINUTE|METRICS_TOKEN|TAP|TAP_.*|NODE_OPTIONS)$/
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!PORTAL_VARS.test(k)) env[k] = v
-  return { ...env, ...extra }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** A temporary folder removed with the test. */
