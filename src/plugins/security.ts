@@ -6,7 +6,7 @@ import helmet, { type HelmetOptions } from 'helmet'
  * helmet's headers for these options, computed once: they never depend on the request, and
  * helmet's middleware would rebuild the same strings on every one.
  */
-export function helmetHeaders(options: HelmetOptions): Record<string, string> {
+function helmetHeaders(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}
   const res = { setHeader: (name: string, value: unknown) => void (headers[name] = String(value)), removeHeader: () => {} }
   helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {

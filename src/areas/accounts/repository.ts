@@ -239,6 +239,7 @@ export async function countAccounts(db: Db, dialect: Dialect, viewer: Viewer, q:
 export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, cap = Infinity): Promise<{ count: number; more: boolean }> {
   const words = searchWords(q.text)
   const capped = Number.isFinite(cap)
+  const fts = dialect === 'sqlite' && !q.filters?.length && words.long.length ? visibleMatches(viewer, q, words.long) : null
   let n: number
   if (!hasConditions(viewer, q)) {
     // An Administrator's whole table: count(*) is cheap and exact.
@@ -249,10 +250,9 @@ export async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer
     // exactly and cheaply (a range of the primary key).
     const row = await db.selectFrom('user_accounts').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', viewer.id).executeTakeFirstOrThrow()
     return { count: Number(row.n), more: false }
-  } else if (dialect === 'sqlite' && !q.filters?.length && words.long.length && visibleMatches(viewer, q, words.long)) {
+  } else if (fts) {
     // Only the text: the trigram index finds the long words' matches without reading the table.
     const limit = capped ? sql`limit ${cap + 1}` : sql``
-    const fts = visibleMatches(viewer, q, words.long)!
     if (!words.short.length) {
       const { rows } = await sql<{ n: number }>`select count(*) as n from (${fts} ${limit})`.execute(db)
       n = Number(rows[0]!.n)
@@ -313,18 +313,18 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
   }
   const { count, more } = counted ?? (await countAccountsUpTo(db, dialect, viewer, q, cap))
   const current = more ? page : Math.min(page, Math.max(1, Math.ceil(count / pageSize)))
-  const accounts = await findAccountsPage(db, dialect, viewer, { ...q, limit: pageSize, offset: (current - 1) * pageSize }, count, more)
+  const accounts = await findAccountsPage(db, dialect, viewer, { ...q, limit: pageSize, offset: (current - 1) * pageSize }, more)
   return { accounts, total: count, more, page: current }
 }
 
 /**
- * One page of the Accounts table. `matches` says how many match, `more` that there are more
- * than that. Few matches: the trigram set, sorted. Many (`more`, past the count's cap): SQLite
+ * One page of the Accounts table; `more`: more matches than the count's cap. Few matches: the
+ * trigram set, sorted. Many: SQLite
  * first reads a window of the sort order and checks the words on each row, which finds a page
  * of a common word at once. Otherwise, or when the window holds too few, it walks the sort
  * index keeping the rows in the trigram set.
  */
-export async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, matches: number, more: boolean) {
+async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery & { limit: number; offset: number }, more: boolean) {
   if (dialect === 'sqlite' && more && q.text?.trim()) {
     const window = Math.max(SEARCH_WINDOW_ROWS, 100 * (q.offset + q.limit))
     if (window <= 20_000) {
@@ -332,11 +332,9 @@ export async function findAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
       if (rows.length === q.limit) return rows
     }
   }
-  return findAccounts(db, dialect, viewer, { ...q, preferSortIndex: more || matches >= SORT_INDEX_THRESHOLD })
+  return findAccounts(db, dialect, viewer, { ...q, preferSortIndex: more })
 }
 
-/** From this many matches, paging walks the sort index rather than sorting every match. */
-export const SORT_INDEX_THRESHOLD = 1000
 /**
  * At most this many rows of the sort order are read for a broad search's first page; reading
  * stops at the page's last match, so a word in 5% of them costs 1,000 rows (under a millisecond),
