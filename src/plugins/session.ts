@@ -6,6 +6,7 @@ import type { Database, Session, User } from '../db/schema.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
+import { ReadCache } from '../db/read-cache.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -35,17 +36,25 @@ export default fp(async (app) => {
 
   app.decorateRequest('auth', null)
   app.decorateRequest('sessionEnded', false)
-  // A page asks for the token once per form: one HMAC per request and session id is enough.
-  const csrfOfRequest = new WeakMap<FastifyRequest, { sid: string; token: string }>()
+
+  // What a session token stands for, worked out once per token rather than on every request:
+  // its row id (sha256) and its CSRF token (an HMAC). Both are fixed for the token's life.
+  const derived = new Map<string, { id: string; csrf: string }>()
+  function derive(token: string): { id: string; csrf: string } {
+    let known = derived.get(token)
+    if (!known) {
+      if (derived.size >= 10_000) derived.clear()
+      known = { id: sha256(token), csrf: hmac(app.keys.session, `csrf:${token}`) }
+      derived.set(token, known)
+    }
+    return known
+  }
+  // The session row with its user, read again only after a write (see ReadCache).
+  const sessionRows = new ReadCache<Awaited<ReturnType<typeof repo.findSessionWithUser>>>(app.sqlite)
+
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
     const sid = this.session.get('sid')
-    if (sid && this.auth) {
-      const known = csrfOfRequest.get(this)
-      if (known?.sid === sid) return known.token
-      const token = hmac(app.keys.session, `csrf:${sid}`)
-      csrfOfRequest.set(this, { sid, token })
-      return token
-    }
+    if (sid && this.auth) return derive(sid).csrf
     let anon = this.session.get('anon')
     if (!anon) {
       anon = randomToken(16)
@@ -57,8 +66,10 @@ export default fp(async (app) => {
   app.addHook('onRequest', async (request) => {
     const token = request.session.get('sid')
     if (!token) return
-    const id = sha256(token)
-    const found = await repo.findSessionWithUser(app.db, id)
+    const { id } = derive(token)
+    const cached = await sessionRows.get(id, () => repo.findSessionWithUser(app.db, id))
+    // Copies: the request may change its session (flash, assisting) and user objects.
+    const found = cached && { session: { ...cached.session }, user: { ...cached.user }, has2fa: cached.has2fa }
     const now = Date.now()
     const expired =
       !found ||

@@ -298,15 +298,7 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
       const current = Math.min(page, Math.max(1, Math.ceil(n / pageSize)))
       const sort = q.sort ?? 'container_name'
       const dir = q.dir ?? 'asc'
-      const accounts = n
-        ? await accountsWithLogo(db)
-            .where(sql<SqlBool>`accounts.id in (select value from json_each(${ids}))`)
-            .orderBy(`accounts.${sort}`, dir)
-            .orderBy('accounts.id', dir)
-            .limit(pageLimit(pageSize))
-            .offset((current - 1) * pageSize)
-            .execute()
-        : []
+      const accounts = n ? await pageOfIds(sort, dir, pageSize)(db, [ids, (current - 1) * pageSize]) : []
       return { accounts, total: n, more: false, page: current }
     }
     counted = { count: cap, more: true }
@@ -347,8 +339,26 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
   const dir = q.dir ?? 'asc'
   const { text, ...rest } = q
   const { long, short } = searchWords(text)
-  // The first `window` rows in sort order that pass everything but the words (narrow rows:
-  // id, text and sort key), then the words on each, stopping at the page: no sort of the window.
+  const patterns = [...long, ...short].map((w) => `%${escapeLike(w)}%`)
+  if (hasConditions(viewer, rest)) return windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, patterns, q.offset).execute()
+  // Only words (the usual search): compiled once per shape, as building it costs more than a
+  // narrow search takes to run.
+  const key = `${sort} ${dir} ${window} ${q.limit} ${patterns.length}`
+  let page = windowPages.get(key)
+  if (!page) {
+    const blanks = patterns.map(() => '')
+    windowPages.set(key, (page = preparedQuery((db) => windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, blanks, 0))))
+  }
+  return page(db, [...patterns, q.offset])
+}
+const windowPages = new Map<string, ReturnType<typeof preparedQuery<AccountRow>>>()
+
+/**
+ * The first `window` rows in sort order that pass everything but the words (narrow rows: id,
+ * text and sort key), then the words on each, stopping at the page: no sort of the window.
+ * Its values, in order: the conditions' own, the LIKE patterns, the offset.
+ */
+function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: AccountQuery, sort: SortColumn, dir: 'asc' | 'desc', window: number, limit: number, patterns: string[], offset: number) {
   const candidates = db
     .selectFrom('accounts')
     .select(['accounts.id', 'accounts.search_text', `accounts.${sort}`])
@@ -359,16 +369,34 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
   const pageIds = db
     .selectFrom(candidates.as('candidates'))
     .select('candidates.id')
-    .where(sql<SqlBool>`${sql.join([...long, ...short].map((w) => sql`candidates.search_text like ${`%${escapeLike(w)}%`} escape '\\'`), sql` and `)}`)
+    .where(sql<SqlBool>`${sql.join(patterns.map((p) => sql`candidates.search_text like ${p} escape '\\'`), sql` and `)}`)
     .orderBy(sql.ref(`candidates.${sort}`), dir)
     .orderBy('candidates.id', dir)
-    .limit(pageLimit(q.limit))
-    .offset(q.offset)
+    .limit(pageLimit(limit))
+    .offset(offset)
   return accountsWithLogo(db)
     .where('accounts.id', 'in', pageIds)
     .orderBy(`accounts.${sort}`, dir)
     .orderBy('accounts.id', dir)
-    .execute()
+}
+
+/** A page of the accounts whose ids are in a JSON array (values: the array, the offset), compiled once per shape. */
+const pagesOfIds = new Map<string, ReturnType<typeof preparedQuery<AccountRow>>>()
+function pageOfIds(sort: SortColumn, dir: 'asc' | 'desc', limit: number) {
+  const key = `${sort} ${dir} ${limit}`
+  let page = pagesOfIds.get(key)
+  if (!page) {
+    page = preparedQuery((db) =>
+      accountsWithLogo(db)
+        .where(sql<SqlBool>`accounts.id in (select value from json_each(${''}))`)
+        .orderBy(`accounts.${sort}`, dir)
+        .orderBy('accounts.id', dir)
+        .limit(pageLimit(limit))
+        .offset(0),
+    )
+    pagesOfIds.set(key, page)
+  }
+  return page
 }
 
 /** What an account shows outside the portal (API, CSV): every column but the internal ones. */
