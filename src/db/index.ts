@@ -6,6 +6,7 @@ import pg from 'pg'
 import type { Database } from './schema.ts'
 import { kyselyQueryLog } from '../ops/metrics.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
+import { allowDirectReads } from './prepared.ts'
 
 /** The SQLite page cache of the portal's connection, in KiB (the bench's baseline uses it too). */
 export const SQLITE_CACHE_KIB = 128 * 1024
@@ -49,7 +50,10 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   // Up to 128 MiB of pages in memory (SQLite's default is 2 MiB, a few thousand accounts): a
   // search walking the accounts otherwise rereads them from the OS on every request.
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), log: kyselyQueryLog() }), dialect: 'sqlite', sqlite }
+  const statements = withStatementCache(sqlite)
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }), log: kyselyQueryLog() })
+  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql))
+  return { db, dialect: 'sqlite', sqlite }
 }
 
 /**

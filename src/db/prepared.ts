@@ -1,5 +1,19 @@
 import type { CompiledQuery, Compilable, Kysely } from 'kysely'
+import type SQLite from 'better-sqlite3'
 import type { Database } from './schema.ts'
+import { dbQueryDuration } from '../ops/metrics.ts'
+
+/**
+ * SQLite connections whose reads may skip Kysely's driver (registered by openDatabase): the
+ * statement cache Kysely itself prepares from, and the connection to ask whether a
+ * transaction is open.
+ */
+const directReads = new WeakMap<Kysely<Database>, { sqlite: SQLite.Database; prepare: (sql: string) => SQLite.Statement }>()
+export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement): void {
+  directReads.set(db, { sqlite, prepare })
+}
+
+const SELECT_OK = { operation: 'select', outcome: 'ok' } as const
 
 /**
  * A query whose shape never changes, built and compiled once per database and then run with
@@ -10,6 +24,9 @@ import type { Database } from './schema.ts'
  *   const rows = await sessionById(db, [id])
  *
  * The values replace the builder's placeholders in the order the compiled query lists them.
+ * On SQLite, a read outside any transaction runs on the connection at once: Kysely's driver
+ * would queue it behind a lock nobody holds, through several promises, for the same statement.
+ * Inside a transaction (or on PostgreSQL) it goes through Kysely, which orders it.
  */
 export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>) {
   const compiled = new WeakMap<Kysely<Database>, CompiledQuery<R>>()
@@ -17,6 +34,16 @@ export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>)
     let query = compiled.get(db)
     if (!query) compiled.set(db, (query = build(db).compile()))
     if (query.parameters.length !== parameters.length) throw new Error(`prepared query takes ${query.parameters.length} parameters, given ${parameters.length}`)
+    const direct = directReads.get(db)
+    if (direct && !direct.sqlite.inTransaction) {
+      const statement = direct.prepare(query.sql)
+      if (statement.reader) {
+        const started = performance.now()
+        const rows = statement.all(parameters) as R[]
+        dbQueryDuration.observe(SELECT_OK, (performance.now() - started) / 1000)
+        return rows
+      }
+    }
     return (await db.executeQuery<R>({ ...query, parameters })).rows
   }
 }

@@ -2,6 +2,8 @@
 import t from 'tap'
 import { buildTestApp, createUser, dialects } from '../helper.ts'
 import { preparedQuery } from '../../src/db/prepared.ts'
+import { insertUser } from '../../src/areas/auth/repository.ts'
+import { uuid } from '../../src/lib/tokens.ts'
 
 const userByName = preparedQuery((db) => db.selectFrom('users').select(['username', 'role']).where('username', '=', '').where('role', '>=', 0))
 
@@ -23,4 +25,28 @@ t.test('the wrong number of values is refused, not run', async (t) => {
   const { app } = await buildTestApp(t, 'sqlite')
   const byId = preparedQuery((db) => db.selectFrom('users').select('username').where('id', '=', 0))
   await t.rejects(byId(app.db, [1, 2]), /takes 1 parameters, given 2/)
+})
+
+t.test('sqlite: a read from outside a transaction never sees its uncommitted rows', async (t) => {
+  const { app } = await buildTestApp(t, 'sqlite')
+  const model = await createUser(app, { role: 16 })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let inserted!: () => void
+  const insertedYet = new Promise<void>((resolve) => (inserted = resolve))
+  const rolledBack = app.db
+    .transaction()
+    .execute(async (trx) => {
+      const { id: _id, ...row } = model
+      await insertUser(trx, { ...row, uuid: uuid(), username: 'pending@example.com' })
+      inserted()
+      await gate
+      throw new Error('rolled back')
+    })
+    .catch(() => undefined)
+  await insertedYet
+  const read = userByName(app.db, ['pending@example.com', 0])
+  release()
+  await rolledBack
+  t.same(await read, [], 'it waits for the transaction and reads what was committed')
 })
