@@ -44,6 +44,17 @@ function start(args: string[]): Promise<ChildProcess> {
   })
 }
 
+/** Two servers, or neither: a first one left running would hold its port for the next run. */
+async function startBoth(a: string[], b: string[]): Promise<[ChildProcess, ChildProcess]> {
+  const first = await start(a)
+  try {
+    return [first, await start(b)]
+  } catch (err) {
+    first.kill()
+    throw err
+  }
+}
+
 function run(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => autocannon({ duration: DURATION, connections: 10, ...opts }, (err, res) => (err ? reject(err) : resolve(res))))
 }
@@ -93,8 +104,7 @@ function percentile(values: number[], p: number): number {
 async function foundation() {
   const dataDir = await prepareDataDir(0)
 
-  const portal = await start(['portal', dataDir, '39181'])
-  const bare = await start(['bare', '39182'])
+  const [portal, bare] = await startBoth(['portal', dataDir, '39181'], ['bare', '39182'])
   const base = 'http://127.0.0.1:39181'
   try {
     const { cookie, csrf, anonCookie } = await signIn(base)
@@ -128,8 +138,7 @@ async function accounts() {
   const seeded = Date.now()
   const dataDir = await prepareDataDir(N)
   console.log(`\n(seeded ${N.toLocaleString('en-US')} accounts in ${((Date.now() - seeded) / 1000).toFixed(1)} s)`)
-  const portal = await start(['portal', dataDir, '39183'])
-  const minimal = await start(['minimal', path.join(dataDir, 'portal.sqlite'), '39184'])
+  const [portal, minimal] = await startBoth(['portal', dataDir, '39183'], ['minimal', path.join(dataDir, 'portal.sqlite'), '39184'])
   const base = 'http://127.0.0.1:39183'
   try {
     const { cookie } = await signIn(base)
