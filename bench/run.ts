@@ -174,7 +174,7 @@ async function accounts() {
       })
     }
     printRows(`Accounts (SQLite, ${N.toLocaleString('en-US')} accounts, ${pinned ? 'servers on core 1, load generator on core 0' : 'unpinned'})`, rows)
-    if (pinned) [process.pid, portal.pid!, minimal.pid!].forEach((pid) => pin(pid, ALL_CORES))
+    for (const pid of [process.pid, portal.pid!, minimal.pid!]) pin(pid, ALL_CORES) // also after a partial pinning
 
     // Wildcard searches as a user types them: sequential, each timed, p95 over all.
     const terms = ['acme', 'blu', 'cedar heal', 'logistics', 'managed', 'eu-0001', 'ticket 17', 'container', 'zeph', 'orchid bio', 'web app', 'xenon', 'harbor ins', 'quarry', 'us-00042']

@@ -91,4 +91,3 @@ export function sqliteRows<R>(sqlite: SQLite.Database, query: CompiledQuery<R>):
     return row as R
   })
 }
-

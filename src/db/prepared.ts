@@ -47,3 +47,20 @@ export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>)
     return (await db.executeQuery<R>({ ...query, parameters })).rows
   }
 }
+
+/**
+ * preparedQuery for a query whose SQL depends on a few settings (a sort column, a page size):
+ * one prepared query per key, built on first use. The key must name everything `build` puts
+ * into the SQL text.
+ *
+ *   const pages = preparedQueries<AccountRow>()
+ *   const rows = await pages(`${sort} ${limit}`, (db) => ...orderBy(sort).limit(sql.lit(limit)))(db, [offset])
+ */
+export function preparedQueries<R>() {
+  const byKey = new Map<string, ReturnType<typeof preparedQuery<R>>>()
+  return (key: string, build: (db: Kysely<Database>) => Compilable<R>) => {
+    let query = byKey.get(key)
+    if (!query) byKey.set(key, (query = preparedQuery(build)))
+    return query
+  }
+}

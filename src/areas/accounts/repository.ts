@@ -2,7 +2,7 @@ import { type Expression, type Kysely, type SqlBool, sql, type ExpressionBuilder
 import type { Account, Database, NewAccount } from '../../db/schema.ts'
 import { type Dialect, sqliteRows } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
-import { preparedQuery } from '../../db/prepared.ts'
+import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
 import type SQLite from 'better-sqlite3'
 import { appLabel, parseApps } from './licensed-apps.ts'
 
@@ -199,18 +199,14 @@ function pageLimit(n: number) {
 }
 
 /** A page of the whole table in one sort order: the Accounts page's usual query, compiled once. */
-const wholeTablePages = new Map<string, ReturnType<typeof wholeTablePage>>()
-function wholeTablePage(sort: SortColumn, dir: 'asc' | 'desc', limit: number) {
-  return preparedQuery((db) => accountsWithLogo(db).orderBy(`accounts.${sort}`, dir).orderBy('accounts.id', dir).limit(pageLimit(limit)).offset(0))
-}
+const wholeTablePages = preparedQueries<AccountRow>()
 
 export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery) {
   const sort = q.sort ?? 'container_name'
   const dir = q.dir ?? 'asc'
   if (!hasConditions(viewer, q) && q.limit !== undefined) {
-    const key = `${sort} ${dir} ${q.limit}`
-    let page = wholeTablePages.get(key)
-    if (!page) wholeTablePages.set(key, (page = wholeTablePage(sort, dir, q.limit)))
+    const limit = q.limit
+    const page = wholeTablePages(`${sort} ${dir} ${limit}`, (db) => accountsWithLogo(db).orderBy(`accounts.${sort}`, dir).orderBy('accounts.id', dir).limit(pageLimit(limit)).offset(0))
     return page(db, [q.offset ?? 0])
   }
   let query = accountsWithLogo(db)
@@ -220,7 +216,7 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
   if (q.limit !== undefined) query = query.limit(pageLimit(q.limit)).offset(q.offset ?? 0)
   return query.execute()
 }
-export type AccountRow = Awaited<ReturnType<typeof findAccounts>>[number]
+export type AccountRow = Awaited<ReturnType<ReturnType<typeof accountsWithLogo>['execute']>>[number]
 
 const countAll = preparedQuery((db) => db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')))
 
@@ -294,13 +290,14 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
     // The ids stay in SQLite as one JSON array: a JavaScript object per id costs more than the index read.
     const [{ n, ids }] =
       viewer.role === ADMINISTRATOR
-        ? await matchingIdsOf(cap)(db, [ftsQuery(words.long)])
+        ? await matchingIds(String(cap), (db) => matchingIdsQuery(db, cap))(db, [ftsQuery(words.long)])
         : (await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${pageLimit(cap + 1)})`.execute(db)).rows
     if (n <= cap) {
       const current = Math.min(page, Math.max(1, Math.ceil(n / pageSize)))
       const sort = q.sort ?? 'container_name'
       const dir = q.dir ?? 'asc'
-      const accounts = n ? await pageOfIds(sort, dir, pageSize)(db, [ids, (current - 1) * pageSize]) : []
+      const pageOfIds = pagesOfIds(`${sort} ${dir} ${pageSize}`, (db) => pageOfIdsQuery(db, sort, dir, pageSize))
+      const accounts = n ? await pageOfIds(db, [ids, (current - 1) * pageSize]) : []
       return { accounts, total: n, more: false, page: current }
     }
     counted = { count: cap, more: true }
@@ -311,16 +308,11 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
   return { accounts, total: count, more, page: current }
 }
 
-/** An Administrator's trigram matches, up to cap+1: how many, and their ids as a JSON array (compiled once per cap). */
-const matchingIds = new Map<number, ReturnType<typeof preparedQuery<{ n: number; ids: string }>>>()
-function matchingIdsOf(cap: number) {
-  let query = matchingIds.get(cap)
-  if (!query) {
-    const text = sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (select rowid as id from accounts_fts where accounts_fts match ${''} limit ${pageLimit(cap + 1)})`
-    query = preparedQuery((db) => ({ compile: () => text.compile(db) }))
-    matchingIds.set(cap, query)
-  }
-  return query
+/** An Administrator's trigram matches, up to cap+1: how many, and their ids as a JSON array (value: the FTS query). */
+const matchingIds = preparedQueries<{ n: number; ids: string }>()
+function matchingIdsQuery(db: Db, cap: number) {
+  const text = sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (select rowid as id from accounts_fts where accounts_fts match ${''} limit ${pageLimit(cap + 1)})`
+  return { compile: () => text.compile(db) }
 }
 
 /**
@@ -360,15 +352,11 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
   if (hasConditions(viewer, rest)) return windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, patterns, escaped, q.offset).execute()
   // Only words (the usual search): compiled once per shape, as building it costs more than a
   // narrow search takes to run.
-  const key = `${sort} ${dir} ${window} ${q.limit} ${patterns.length} ${escaped}`
-  let page = windowPages.get(key)
-  if (!page) {
-    const blanks = patterns.map(() => '')
-    windowPages.set(key, (page = preparedQuery((db) => windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, blanks, escaped, 0))))
-  }
+  const blanks = patterns.map(() => '')
+  const page = windowPages(`${sort} ${dir} ${window} ${q.limit} ${patterns.length} ${escaped}`, (db) => windowPageQuery(db, dialect, viewer, rest, sort, dir, window, q.limit, blanks, escaped, 0))
   return page(db, [...patterns, q.offset])
 }
-const windowPages = new Map<string, ReturnType<typeof preparedQuery<AccountRow>>>()
+const windowPages = preparedQueries<AccountRow>()
 
 /**
  * The first `window` rows in sort order that pass everything but the words (narrow rows: id,
@@ -398,23 +386,15 @@ function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: Account
     .orderBy('accounts.id', dir)
 }
 
-/** A page of the accounts whose ids are in a JSON array (values: the array, the offset), compiled once per shape. */
-const pagesOfIds = new Map<string, ReturnType<typeof preparedQuery<AccountRow>>>()
-function pageOfIds(sort: SortColumn, dir: 'asc' | 'desc', limit: number) {
-  const key = `${sort} ${dir} ${limit}`
-  let page = pagesOfIds.get(key)
-  if (!page) {
-    page = preparedQuery((db) =>
-      accountsWithLogo(db)
-        .where(sql<SqlBool>`accounts.id in (select value from json_each(${''}))`)
-        .orderBy(`accounts.${sort}`, dir)
-        .orderBy('accounts.id', dir)
-        .limit(pageLimit(limit))
-        .offset(0),
-    )
-    pagesOfIds.set(key, page)
-  }
-  return page
+/** A page of the accounts whose ids are in a JSON array (values: the array, the offset). */
+const pagesOfIds = preparedQueries<AccountRow>()
+function pageOfIdsQuery(db: Db, sort: SortColumn, dir: 'asc' | 'desc', limit: number) {
+  return accountsWithLogo(db)
+    .where(sql<SqlBool>`accounts.id in (select value from json_each(${''}))`)
+    .orderBy(`accounts.${sort}`, dir)
+    .orderBy('accounts.id', dir)
+    .limit(pageLimit(limit))
+    .offset(0)
 }
 
 /** What an account shows outside the portal (API, CSV): every column but the internal ones. */
