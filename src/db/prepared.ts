@@ -13,7 +13,7 @@ export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, 
   directReads.set(db, { sqlite, prepare })
 }
 
-const SELECT_OK = { operation: 'select', outcome: 'ok' } as const
+const observeSelect = dbQueryDuration.series(['select', 'ok'])
 
 /**
  * A query whose shape never changes, built and compiled once per database and then run with
@@ -40,7 +40,7 @@ export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>)
       if (statement.reader) {
         const started = performance.now()
         const rows = statement.all(parameters) as R[]
-        dbQueryDuration.observe(SELECT_OK, (performance.now() - started) / 1000)
+        observeSelect((performance.now() - started) / 1000)
         return rows
       }
     }
