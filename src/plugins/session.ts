@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import secureSession from '@fastify/secure-session'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database, Session, User } from '../db/schema.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
@@ -25,12 +25,18 @@ const TOUCH_INTERVAL_MS = 60_000
  */
 export default fp(async (app) => {
   const secure = app.config.baseUrl.startsWith('https://')
+  // The cookie's own validity (secure-session's `expiry`, 24 hours unless given) must outlast
+  // the longest session, or a session longer than a day would end early; the session row
+  // decides when it ends.
+  const cookieExpirySeconds = app.config.sessionMaxHours * 3600 + 60
   await app.register(secureSession, {
     key: app.keys.session,
     cookieName: 'mssp_session',
+    expiry: cookieExpirySeconds,
     // No maxAge: a browser-session cookie, with or without Remember Me (as the guide says).
     cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure },
   })
+  rememberDecodedCookies(app, cookieExpirySeconds)
 
   const idleMs = app.config.sessionIdleMinutes * 60_000
 
@@ -87,6 +93,35 @@ export default fp(async (app) => {
     if (found.session.assist_user_id !== null) await applyAssist(request, found.user, found.session)
   })
 })
+
+/**
+ * secure-session decrypts the cookie on every request (base64, secretbox and JSON: about as
+ * much as reading the session row). A cookie decrypts to the same data every time, so the
+ * plaintext of each cookie seen is kept (per process, up to 10,000 cookies) and a known cookie
+ * is only checked for its age. A cookie that fails to decrypt, or was sealed with a retired
+ * key (secure-session then seals it again), is never kept.
+ */
+function rememberDecodedCookies(app: FastifyInstance, expirySeconds: number): void {
+  const decode = app.decodeSecureSession.bind(app)
+  const plaintexts = new Map<string, string>()
+  app.decodeSecureSession = (cookie, log, sessionName) => {
+    const known = cookie === undefined ? undefined : plaintexts.get(cookie)
+    if (known === undefined) {
+      const session = decode(cookie, log, sessionName)
+      if (session && !session.changed && cookie !== undefined) {
+        if (plaintexts.size >= 10_000) plaintexts.clear()
+        plaintexts.set(cookie, JSON.stringify({ ...session.data(), __ts: session.get('__ts') }))
+      }
+      return session
+    }
+    const data = JSON.parse(known) as { __ts: number }
+    if ((data.__ts + expirySeconds) * 1000 <= Date.now()) {
+      plaintexts.delete(cookie!)
+      return null
+    }
+    return app.createSecureSession(data)
+  }
+}
 
 /**
  * An Administrator assisting a user acts as that user. Assisting ends by itself after the
