@@ -8,7 +8,8 @@ import helmet, { type HelmetOptions } from 'helmet'
  */
 function helmetHeaders(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}
-  const res = { setHeader: (name: string, value: unknown) => void (headers[name] = String(value)), removeHeader: () => {} }
+  // Lower-case names, as Fastify keeps them (it lower-cases every name it is given).
+  const res = { setHeader: (name: string, value: unknown) => void (headers[name.toLowerCase()] = String(value)), removeHeader: () => {} }
   helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
     if (err) throw err
   })

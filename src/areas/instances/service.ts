@@ -26,11 +26,18 @@ export function interfaceFor(licensedApps: string): 'vm' | 'was' | 'cs' | null {
   return LICENSED_APP_CODES.find((code) => apps.includes(code)) ?? null
 }
 
+/** Why single sign-on cannot open this account's instance, or null (asked for every row of a page). */
 export function ssoUnavailableReason(app: FastifyInstance, account: Pick<Account, 'instance_url' | 'licensed_apps'>): string | null {
-  if (!instanceBase(app, account)) return 'This account has no instance URL yet.'
-  if (!interfaceFor(account.licensed_apps)) return 'This account has no licensed apps.'
+  // instanceBase's and interfaceFor's answers without building their strings and lists.
+  if (!account.instance_url && !app.config.demoInstance) return 'This account has no instance URL yet.'
+  if (!APP_NEEDLES.some(([only, first, last, middle]) => {
+    const stored = account.licensed_apps
+    return stored === only || stored.startsWith(first) || stored.endsWith(last) || stored.includes(middle)
+  })) return 'This account has no licensed apps.'
   return null
 }
+/** Each licensed app code as the stored list ("vm,was") can hold it: alone, first, last, between. */
+const APP_NEEDLES = LICENSED_APP_CODES.map((code) => [code, `${code},`, `,${code}`, `,${code},`] as const)
 
 function person(u: Pick<User, 'uuid' | 'name' | 'username'>) {
   return { sub: u.uuid, name: u.name, preferred_username: u.username }
