@@ -28,10 +28,11 @@ export class ReadCache<V> {
     this.#max = max
   }
 
-  async get(key: string, load: () => Promise<V>): Promise<V> {
+  /** The kept value for `key` if nothing may have changed since it was read; else undefined. */
+  peek(key: string): V | undefined {
     // Inside another caller's transaction reading the stamp would start that transaction's
     // snapshot early; such moments just load.
-    if (!this.#sqlite || this.#sqlite.inTransaction) return load()
+    if (!this.#sqlite || this.#sqlite.inTransaction) return undefined
     const changes = this.#totalChanges!.get() as number
     const version = this.#dataVersion!.get() as number
     if (changes !== this.#changes || version !== this.#version) {
@@ -39,11 +40,18 @@ export class ReadCache<V> {
       this.#changes = changes
       this.#version = version
     }
-    const known = this.#entries.get(key)
+    return this.#entries.get(key)
+  }
+
+  async get(key: string, load: () => Promise<V>): Promise<V> {
+    const known = this.peek(key)
     if (known !== undefined) return known
+    if (!this.#sqlite || this.#sqlite.inTransaction) return load()
+    const changes = this.#changes
+    const version = this.#version
     const value = await load()
     // Kept under the stamp read before loading: a write during the load (which can wait behind
-    // a transaction) moves the stamp, and the next get empties the cache.
+    // a transaction) moves the stamp, and the next peek empties the cache.
     if (this.#changes === changes && this.#version === version) {
       if (this.#entries.size >= this.#max) this.#entries.clear()
       this.#entries.set(key, value)

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest, preHandlerHookHandler } from 'fastify'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { CsrfError, ForbiddenError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
-import { getSettings } from '../areas/settings/service.ts'
+import { getSettings, recentSettings } from '../areas/settings/service.ts'
 import { safeEqual } from '../lib/tokens.ts'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -18,26 +18,55 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
   return typeof value === 'string' ? value : undefined
 }
 
-/** The one gate every route passes: who may call it, then CSRF for unsafe browser requests. */
-const guard: preHandlerHookHandler = async function (request) {
-  const { access, csrf, api } = request.routeOptions.config
-  if (access !== 'public') {
-    const auth = request.auth
-    if (!auth) throw new UnauthorizedError()
-    // API keys reach the API only: pages (and their forms) need a browser session.
-    if (auth.via === 'api-key' && !api) throw new UnauthorizedError('API keys are accepted by the API only.')
-    // Until the second factor is given, the session reaches only the code step.
-    if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
-    if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await getSettings(request.server.db)).require2fa) {
-      throw new TwoFactorSetupRequiredError()
-    }
-    if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
+/**
+ * The one gate every route passes: who may call it, then CSRF for unsafe browser requests.
+ * A callback hook that answers at once unless the portal's settings must be read first.
+ */
+const guard: preHandlerHookHandler = function (request, _reply, done) {
+  let pending: Promise<void> | undefined
+  try {
+    pending = checkAccess(request)
+  } catch (err) {
+    return done(err as Error)
   }
+  if (pending) pending.then(() => done(), done)
+  else done()
+}
+
+function checkAccess(request: FastifyRequest): Promise<void> | undefined {
+  const { access } = request.routeOptions.config
+  if (access === 'public') return checkCsrf(request)
+  const auth = request.auth
+  if (!auth) throw new UnauthorizedError()
+  // API keys reach the API only: pages (and their forms) need a browser session.
+  if (auth.via === 'api-key' && !request.routeOptions.config.api) throw new UnauthorizedError('API keys are accepted by the API only.')
+  // Until the second factor is given, the session reaches only the code step.
+  if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
+  if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa) {
+    const settings = recentSettings(request.server.db)
+    if (!settings) {
+      return getSettings(request.server.db).then((read) => {
+        if (read.require2fa) throw new TwoFactorSetupRequiredError()
+        return checkRole(request)
+      })
+    }
+    if (settings.require2fa) throw new TwoFactorSetupRequiredError()
+  }
+  return checkRole(request)
+}
+
+function checkRole(request: FastifyRequest): undefined {
+  if (request.routeOptions.config.access === 'administrator' && request.auth!.user.role !== ADMINISTRATOR) throw new ForbiddenError()
+  return checkCsrf(request)
+}
+
+function checkCsrf(request: FastifyRequest): undefined {
   // Requests authenticated by API keys carry no cookie, so they need no CSRF token.
-  if (UNSAFE.has(request.method) && csrf !== false && request.auth?.via !== 'api-key') {
+  if (UNSAFE.has(request.method) && request.routeOptions.config.csrf !== false && request.auth?.via !== 'api-key') {
     const submitted = submittedCsrfToken(request)
     if (!submitted || !safeEqual(submitted, request.csrfToken())) throw new CsrfError()
   }
+  return undefined
 }
 
 // Routes that plugins register for static files are public; every other route must declare

@@ -59,9 +59,10 @@ export default fp(async (app) => {
   const sessionRows = new ReadCache<Awaited<ReturnType<typeof repo.findSessionWithUser>>>(app.sqlite)
 
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
-    const sid = this.session.get('sid')
+    // Read as properties: the session's get() method hands out a new Proxy on every call.
+    const sid = this.session.sid
     if (sid && this.auth) return derive(sid).csrf
-    let anon = this.session.get('anon')
+    let anon = this.session.anon
     if (!anon) {
       anon = randomToken(16)
       this.session.set('anon', anon)
@@ -69,13 +70,22 @@ export default fp(async (app) => {
     return hmac(app.keys.session, `csrf-anon:${anon}`)
   })
 
-  app.addHook('onRequest', async (request) => {
-    const token = request.session.get('sid')
-    if (!token) return
+  // A callback hook, answered at once when the session row is known and nothing needs writing
+  // (most requests): an async hook costs every request its promises.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const token = request.session.sid
+    if (!token) return done()
     const { id } = derive(token)
-    const cached = await sessionRows.get(id, () => repo.findSessionWithUser(app.db, id))
+    const cached = sessionRows.peek(id)
+    const pending = cached !== undefined ? authenticate(request, id, cached) : sessionRows.get(id, () => repo.findSessionWithUser(app.db, id)).then((found) => authenticate(request, id, found))
+    if (pending) pending.then(() => done(), done)
+    else done()
+  })
+
+  /** Sets request.auth from the session row; returns a promise only when it must write first. */
+  function authenticate(request: FastifyRequest, id: string, row: Awaited<ReturnType<typeof repo.findSessionWithUser>>): Promise<void> | undefined {
     // Copies: the request may change its session (flash, assisting) and user objects.
-    const found = cached && { session: { ...cached.session }, user: { ...cached.user }, has2fa: cached.has2fa }
+    const found = row && { session: { ...row.session }, user: { ...row.user }, has2fa: row.has2fa }
     const now = Date.now()
     const expired =
       !found ||
@@ -83,15 +93,18 @@ export default fp(async (app) => {
       found.session.expires_at <= now ||
       (found.session.remember_me !== 1 && now - found.session.last_seen_at > idleMs)
     if (expired) {
-      if (found) await repo.deleteSession(app.db, id)
       request.session.set('sid', undefined)
       request.sessionEnded = true
-      return
+      return found ? repo.deleteSession(app.db, id) : undefined
     }
-    if (now - found.session.last_seen_at >= TOUCH_INTERVAL_MS) await repo.touchSession(app.db, id, now)
     request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa, assistedBy: null }
-    if (found.session.assist_user_id !== null) await applyAssist(request, found.user, found.session)
-  })
+    const touch = now - found.session.last_seen_at >= TOUCH_INTERVAL_MS ? repo.touchSession(app.db, id, now) : undefined
+    if (found.session.assist_user_id === null) return touch
+    return (async () => {
+      await touch
+      await applyAssist(request, found.user, found.session)
+    })()
+  }
 })
 
 /**

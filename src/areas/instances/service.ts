@@ -30,14 +30,20 @@ export function interfaceFor(licensedApps: string): 'vm' | 'was' | 'cs' | null {
 export function ssoUnavailableReason(app: FastifyInstance, account: Pick<Account, 'instance_url' | 'licensed_apps'>): string | null {
   // instanceBase's and interfaceFor's answers without building their strings and lists.
   if (!account.instance_url && !app.config.demoInstance) return 'This account has no instance URL yet.'
-  if (!APP_NEEDLES.some(([only, first, last, middle]) => {
-    const stored = account.licensed_apps
-    return stored === only || stored.startsWith(first) || stored.endsWith(last) || stored.includes(middle)
-  })) return 'This account has no licensed apps.'
+  if (!hasInterface(account.licensed_apps)) return 'This account has no licensed apps.'
   return null
 }
-/** Each licensed app code as the stored list ("vm,was") can hold it: alone, first, last, between. */
-const APP_NEEDLES = LICENSED_APP_CODES.map((code) => [code, `${code},`, `,${code}`, `,${code},`] as const)
+
+/** interfaceFor(stored) !== null, remembered per stored list (a handful of distinct values). */
+const interfaceKnown = new Map<string, boolean>()
+function hasInterface(stored: string): boolean {
+  let known = interfaceKnown.get(stored)
+  if (known === undefined) {
+    if (interfaceKnown.size >= 1000) interfaceKnown.clear()
+    interfaceKnown.set(stored, (known = interfaceFor(stored) !== null))
+  }
+  return known
+}
 
 function person(u: Pick<User, 'uuid' | 'name' | 'username'>) {
   return { sub: u.uuid, name: u.name, preferred_username: u.username }
