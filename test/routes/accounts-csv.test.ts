@@ -90,6 +90,8 @@ for (const dialect of dialects) {
       t.equal(row['SSO Username'], "'@acme", '@ neutralised')
       t.equal(row['LMS Customer ID'], "'-42", '- neutralised')
       t.match(row.Created, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+      t.equal(row.Created, new Date(acme.created_at).toISOString())
+      t.equal(row.Modified, new Date(acme.modified_at).toISOString())
 
       const all = csvRows(await adminClient.get('/accounts/export.csv'))
       t.equal(all.length, 4, 'the Administrator exports all three')

@@ -7,7 +7,7 @@ import { stringify as stringifySync } from 'csv-stringify/sync'
 import { CsvError, parse } from 'csv-parse'
 import { z } from 'zod'
 import { hmac, safeEqual, uuid } from '../../lib/tokens.ts'
-import { LICENSED_APPS } from './licensed-apps.ts'
+import { LICENSED_APPS, parseApps } from './licensed-apps.ts'
 import type { ExportedAccount } from './repository.ts'
 import { type AccountInput, accountInputSchema, toApiAccount } from './service.ts'
 
@@ -29,17 +29,40 @@ export interface CsvColumn {
   example: string
   /** Other header spellings accepted on import (besides the header and the field name). */
   aliases?: string[]
-  get: (a: ApiAccount) => Cell
+  /** The cell, from the account as the export reads it (the API object's field `key`, as text). */
+  get: (a: ExportedAccount) => Cell
 }
 
 /** A license expiry as a date when it is midnight UTC (as entered), else a full ISO time. */
 export function formatExpiry(ms: number | null): string {
   if (ms === null || ms === undefined) return ''
-  const iso = new Date(ms).toISOString()
-  return iso.endsWith('T00:00:00.000Z') ? iso.slice(0, 10) : iso
+  return ms % DAY_MS === 0 ? isoDate(ms) : isoTime(ms)
 }
 
-const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : '')
+const iso = (ms: number | null) => (ms ? isoTime(ms) : '')
+
+const DAY_MS = 86_400_000
+const isoDates = new Map<number, string>()
+/** YYYY-MM-DD of a time (UTC), worked out once per day: an export repeats a few thousand days. */
+function isoDate(ms: number): string {
+  const day = Math.floor(ms / DAY_MS)
+  let date = isoDates.get(day)
+  if (date === undefined) {
+    if (isoDates.size >= 100_000) isoDates.clear()
+    isoDates.set(day, (date = new Date(day * DAY_MS).toISOString().slice(0, 10)))
+  }
+  return date
+}
+
+/** Date.prototype.toISOString's text, with the date part from isoDate (tested against it). */
+export function isoTime(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0 || ms >= 253_402_300_800_000) return new Date(ms).toISOString() // years outside 1970-9999
+  const inDay = ms % DAY_MS
+  const seconds = Math.floor(inDay / 1000)
+  return `${isoDate(ms)}T${DIGITS[Math.floor(seconds / 3600)]}:${DIGITS[Math.floor(seconds / 60) % 60]}:${DIGITS[seconds % 60]}.${MILLIS[inDay % 1000]}Z`
+}
+const DIGITS = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'))
+const MILLIS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'))
 
 /** The account object's fields, in API.md's order, with readable headers. */
 export const CSV_COLUMNS: CsvColumn[] = [
@@ -51,7 +74,7 @@ export const CSV_COLUMNS: CsvColumn[] = [
   {
     key: 'licensed_apps', header: 'Licensed Apps', importable: true,
     format: `Codes or names separated by ";": ${LICENSED_APPS.map((a) => `${a.code} (${a.label})`).join(', ')}.`,
-    example: 'vm;was', get: (a) => a.licensed_apps.join(';'),
+    example: 'vm;was', get: (a) => appsCell(a.licensed_apps),
   },
   { key: 'licensed_assets', header: 'Licensed Assets', importable: true, format: 'Whole number, 0 or more (default 0).', example: '250', get: (a) => a.licensed_assets },
   { key: 'licensed_assets_limit', header: 'Licensed Assets Limit', importable: true, format: 'Whole number, 0 or more (default 0).', example: '500', get: (a) => a.licensed_assets_limit },
@@ -65,22 +88,34 @@ export const CSV_COLUMNS: CsvColumn[] = [
   { key: 'notes', header: 'Notes', importable: true, format: 'Text, up to 10,000 characters; line breaks allowed in a quoted cell.', example: 'Renewal handled by Sam', get: (a) => a.notes },
   { key: 'lms_customer_id', header: 'LMS Customer ID', importable: true, format: 'Text, up to 100 characters.', example: 'LMS-1234', get: (a) => a.lms_customer_id },
   { key: 'sso_username', header: 'SSO Username', importable: true, format: 'Text, up to 254 characters.', example: 'mssp-sso@example.com', get: (a) => a.sso_username },
-  { key: 'domains', header: 'Domains', importable: true, format: 'Domain names separated by ";".', example: 'example.com;example.org', get: (a) => a.domains.join(';') },
+  { key: 'domains', header: 'Domains', importable: true, format: 'Domain names separated by ";".', example: 'example.com;example.org', get: (a) => (a.domains === '[]' ? '' : (JSON.parse(a.domains) as string[]).join(';')) },
   { key: 'instance_url', header: 'Instance URL', importable: true, format: "The customer instance's https:// address.", example: 'https://example.cloud.tenable.com', get: (a) => a.instance_url },
   { key: 'contact_email', header: 'Contact Email', importable: true, format: 'An email address.', example: 'security@example.com', get: (a) => a.contact_email },
-  { key: 'created', header: 'Created', importable: false, format: 'Export only (ISO 8601, UTC).', example: '', get: (a) => iso(a.created) },
-  { key: 'modified', header: 'Modified', importable: false, format: 'Export only (ISO 8601, UTC).', example: '', get: (a) => iso(a.modified) },
+  { key: 'created', header: 'Created', importable: false, format: 'Export only (ISO 8601, UTC).', example: '', get: (a) => iso(a.created_at) },
+  { key: 'modified', header: 'Modified', importable: false, format: 'Export only (ISO 8601, UTC).', example: '', get: (a) => iso(a.modified_at) },
 ]
 
 export const IMPORT_COLUMNS = CSV_COLUMNS.filter((c) => c.importable)
 
 // --- Export -------------------------------------------------------------------------
 
-const FORMULA_START = /^[=+\-@\t\r]/
-
 /** Spreadsheet formula injection: a text cell starting with = + - @ tab or CR gets a leading apostrophe. */
 export function neutralise(value: Cell): Cell {
-  return typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : value
+  if (typeof value !== 'string') return value
+  // The first character's code, not a regular expression: this runs for every cell of an export.
+  const first = value.charCodeAt(0)
+  return first === 61 || first === 43 || first === 45 || first === 64 || first === 9 || first === 13 ? `'${value}` : value
+}
+
+/** The stored app codes ("vm,was") as the export writes them ("vm;was"), once per distinct list. */
+const appsCells = new Map<string, string>()
+function appsCell(stored: string): string {
+  let cell = appsCells.get(stored)
+  if (cell === undefined) {
+    if (appsCells.size >= 1000) appsCells.clear()
+    appsCells.set(stored, (cell = parseApps(stored).join(';')))
+  }
+  return cell
 }
 
 /** The import's inverse: an apostrophe the export added in front of a formula character goes. */
@@ -106,10 +141,7 @@ export function accountsCsvStream(batches: AsyncIterable<ExportedAccount[]>): Re
     let first = true
     for await (const batch of batches) {
       // Arrays in the columns' order: csv-stringify then skips its per-field key lookups.
-      const records = batch.map((row) => {
-        const a = toApiAccount(row)
-        return CSV_COLUMNS.map((c) => neutralise(c.get(a)))
-      })
+      const records = batch.map((row) => CSV_COLUMNS.map((c) => neutralise(c.get(row))))
       yield stringifySync(records, { ...csvOptions(CSV_COLUMNS), header: first, bom: first })
       first = false
     }

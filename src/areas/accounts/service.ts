@@ -152,7 +152,7 @@ export function toApiAccount(a: repo.ExportedAccount | repo.AccountRow | (Accoun
     notes: a.notes,
     lms_customer_id: a.lms_customer_id,
     sso_username: a.sso_username,
-    domains: JSON.parse(a.domains) as string[],
+    domains: a.domains === '[]' ? [] : (JSON.parse(a.domains) as string[]),
     created: a.created_at,
     modified: a.modified_at,
     instance_url: a.instance_url,
