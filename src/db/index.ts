@@ -6,7 +6,7 @@ import pg from 'pg'
 import type { Database } from './schema.ts'
 import { kyselyQueryLog } from '../ops/metrics.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
-import { allowDirectReads } from './prepared.ts'
+import { allowDirectReads, rowMaker } from './prepared.ts'
 
 /** The SQLite page cache of the portal's connection, in KiB (the bench's baseline uses it too). */
 export const SQLITE_CACHE_KIB = 128 * 1024
@@ -52,7 +52,7 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
   const statements = withStatementCache(sqlite)
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }), log: kyselyQueryLog() })
-  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql))
+  allowDirectReads(db, sqlite)
   return { db, dialect: 'sqlite', sqlite }
 }
 
@@ -88,16 +88,4 @@ export function sqliteRows<R>(sqlite: SQLite.Database, query: CompiledQuery<R>):
   const statement = sqlite.prepare(query.sql).raw(true)
   const makeRow = rowMaker(statement.columns().map((c) => c.name))
   return (statement.all(...query.parameters) as unknown[][]).map(makeRow) as R[]
-}
-
-const rowMakers = new Map<string, (values: unknown[]) => Record<string, unknown>>()
-function rowMaker(names: string[]): (values: unknown[]) => Record<string, unknown> {
-  const key = JSON.stringify(names)
-  let make = rowMakers.get(key)
-  if (!make) {
-    // The names are the query's own column names, written as JSON strings: never code.
-    make = new Function('v', `return { ${names.map((name, i) => `${JSON.stringify(name)}: v[${i}]`).join(', ')} }`) as (values: unknown[]) => Record<string, unknown>
-    rowMakers.set(key, make)
-  }
-  return make
 }
