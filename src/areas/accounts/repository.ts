@@ -410,7 +410,7 @@ const EXPORTED_COLUMNS = [
  * connection (`sqlite`), rows are read as arrays (sqliteRows).
  */
 export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, opts: { batch?: number; sqlite?: SQLite.Database | null } = {}) {
-  const batch = opts.batch ?? 2000
+  const batch = opts.batch ?? 500
   let afterId = 0
   for (;;) {
     const query = exportedAccounts(db)
