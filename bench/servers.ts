@@ -36,7 +36,7 @@ if (kind === 'bare') {
   const { COUNT_CAP } = await import('../src/areas/accounts/service.ts')
   const { SEARCH_WINDOW_ROWS } = await import('../src/areas/accounts/repository.ts')
   const matchIds = db.prepare(`select count(*) as n, json_group_array(id) as ids from (select rowid as id from accounts_fts where accounts_fts match ? limit ${COUNT_CAP + 1})`)
-  const pageByIds = db.prepare(`${select} where accounts.id in (select value from json_each(?)) ${order} limit 50 offset 0`)
+  const pageByIds = db.prepare(`${select} where accounts.id in (select accounts.id from accounts where accounts.id in (select value from json_each(?)) ${order} limit 50 offset 0) ${order}`)
   const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50 offset 0`)
   const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit ${SEARCH_WINDOW_ROWS}) as candidates
     where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50 offset 0) ${order}`)

@@ -8,6 +8,7 @@ import * as m0006 from '../../migrations/0006_sso.ts'
 import * as m0007 from '../../migrations/0007_audit_indexes.ts'
 import * as m0008 from '../../migrations/0008_rate_limits.ts'
 import * as m0009 from '../../migrations/0009_user_authorizations.ts'
+import * as m0010 from '../../migrations/0010_accounts_search_window.ts'
 
 // Static list: a bundle or a single executable cannot import migration files at run time.
 const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0007_audit_indexes': m0007,
   '0008_rate_limits': m0008,
   '0009_user_authorizations': m0009,
+  '0010_accounts_search_window': m0010,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }
