@@ -59,7 +59,9 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
 /**
  * The SQLite file as Kysely sees it, keeping prepared statements by their SQL. Kysely prepares
  * every query afresh, and preparing the Accounts page's joins costs more than running them.
- * A statement still busy in an iterator (a streamed export) is never handed out twice.
+ * A statement that reads returns arrays, made into rows by rowMaker (better-sqlite3 builds a
+ * row object a property at a time). A statement still busy in an iterator (a streamed export)
+ * is never handed out twice.
  */
 export function withStatementCache(sqlite: SQLite.Database, size = 500): Pick<SQLite.Database, 'prepare' | 'close'> {
   const cache = new Map<string, SQLite.Statement>()
@@ -69,12 +71,31 @@ export function withStatementCache(sqlite: SQLite.Database, size = 500): Pick<SQ
       const cached = cache.get(sql)
       if (cached?.busy) return sqlite.prepare(sql)
       cache.delete(sql)
-      const stmt = cached ?? sqlite.prepare(sql)
+      const stmt = cached ?? readingRows(sqlite.prepare(sql))
       cache.set(sql, stmt) // last used goes last: the first key is the one to evict
       if (cache.size > size) cache.delete(cache.keys().next().value!)
       return stmt
     },
   } as Pick<SQLite.Database, 'prepare' | 'close'>
+}
+
+/** The statement as Kysely's driver and the cache use it (reader, busy, all, iterate, run), its rows made by rowMaker. */
+function readingRows(statement: SQLite.Statement): SQLite.Statement {
+  if (!statement.reader) return statement
+  const makeRow = rowMaker(statement.columns().map((c) => c.name))
+  statement.raw(true)
+  const view = {
+    reader: true,
+    get busy() {
+      return statement.busy
+    },
+    all: (...values: unknown[]) => (statement.all(...values) as unknown[][]).map(makeRow),
+    iterate: function* (...values: unknown[]) {
+      for (const row of statement.iterate(...values) as IterableIterator<unknown[]>) yield makeRow(row)
+    },
+    run: (...values: unknown[]) => statement.run(...values),
+  }
+  return view as unknown as SQLite.Statement
 }
 
 /**
