@@ -167,7 +167,7 @@ async function accounts() {
     // drifts by 20% within a minute, so servers measured one after the other were compared at
     // different speeds (single pairs ranged from 0.6 to 1.0). Loaded together they see the same
     // machine, and each one's throughput is its requests per second of its own CPU time (read
-    // from /proc: the share the scheduler gives each does not enter). Median of ROUNDS rounds.
+    // from /proc: the share the scheduler gives each does not enter), over ROUNDS rounds.
     for (const [label, query] of [['first page', ''], ['search "logist"', '?q=logist']] as const) {
       const targets = [
         { url: `${base}/accounts${query}`, headers: { cookie }, pid: portal.pid! },
@@ -181,18 +181,21 @@ async function accounts() {
           if (result.non2xx) throw new Error(`non-2xx answers for ${label}`)
           const cpu = before[i] === null ? null : cpuMicros(targets[i]!.pid)! - before[i]!
           // Requests per CPU-second: what one core of its own would serve.
-          return { result, perCpuSecond: cpu ? (result.requests.total / cpu) * 1e6 : result.requests.average }
+          return { result, cpuSeconds: cpu ? cpu / 1e6 : result.duration, perCpuSecond: cpu ? (result.requests.total / cpu) * 1e6 : result.requests.average }
         })
       }
       await round(3) // warm-up: the portal has more code to compile
       const rounds: Array<Awaited<ReturnType<typeof round>>> = []
       for (let i = 0; i < ROUNDS; i++) rounds.push(await round(DURATION))
       const median = (values: number[]) => percentile(values, 50)
-      const ratioTo = (j: number) => rounds.map((r) => r[0]!.perCpuSecond / r[j]!.perCpuSecond)
-      const line = (name: string, j: number, note?: string): Row => ({ name, rps: median(rounds.map((r) => r[j]!.perCpuSecond)), p99: median(rounds.map((r) => r[j]!.result.latency.p99)), note })
+      // Each server's requests over its CPU time across all rounds; the rounds' own ratios show the spread.
+      const throughput = (j: number) => rounds.reduce((sum, r) => sum + r[j]!.result.requests.total, 0) / rounds.reduce((sum, r) => sum + r[j]!.cpuSeconds, 0)
+      const ratio = (j: number) => throughput(0) / throughput(j)
+      const roundRatios = (j: number) => rounds.map((r) => (r[0]!.perCpuSecond / r[j]!.perCpuSecond).toFixed(2)).join(', ')
+      const line = (name: string, j: number, note?: string): Row => ({ name, rps: throughput(j), p99: median(rounds.map((r) => r[j]!.result.latency.p99)), note })
       rows.push(line(`minimal page (same queries and rows template), ${label}`, 1))
       rows.push(line(`  the same, rows read as the portal reads them`, 2))
-      rows.push(line(`signed-in Accounts page, ${label}`, 0, `${median(ratioTo(1)).toFixed(2)}x of minimal (rounds: ${ratioTo(1).map((r) => r.toFixed(2)).join(', ')}; target >= 0.8); ${median(ratioTo(2)).toFixed(2)}x of the second`))
+      rows.push(line(`signed-in Accounts page, ${label}`, 0, `${ratio(1).toFixed(2)}x of minimal (rounds: ${roundRatios(1)}; target >= 0.8); ${ratio(2).toFixed(2)}x of the second`))
     }
     printRows(`Accounts (SQLite, ${N.toLocaleString('en-US')} accounts; req/s per CPU-second of each server, ${pinned ? 'the three on core 1 at once, load generator on core 0' : 'unpinned, at once'})`, rows)
     for (const pid of [process.pid, ...servers.map((server) => server.pid!)]) pin(pid, ALL_CORES) // also after a partial pinning
