@@ -16,7 +16,7 @@ if (kind === 'bare') {
   // The same work as the Accounts page without the portal around it: the same queries and
   // the same rows template (views/accounts/_results.eta), no session, no plugins, no layout.
   // `minimal-rows` reads its rows as the portal does (raw arrays made into rows by rowMaker,
-  // src/db/prepared.ts) rather than as better-sqlite3 builds them: against it, the portal's
+  // src/db/index.ts) rather than as better-sqlite3 builds them: against it, the portal's
   // own overhead shows (for reference; the target is against `minimal`).
   const SQLite = (await import('better-sqlite3')).default
   const { Eta } = await import('eta')
@@ -40,7 +40,7 @@ if (kind === 'bare') {
   const pageWalk = db.prepare(`${select} where +accounts.id in (select rowid from accounts_fts where accounts_fts match ?) ${order} limit 50 offset 0`)
   const pageWindow = db.prepare(`${select} where accounts.id in (select id from (select id, search_text, container_name from accounts ${order.replaceAll('accounts.', '')} limit ${SEARCH_WINDOW_ROWS}) as candidates
     where candidates.search_text like ? order by candidates.container_name, candidates.id limit 50 offset 0) ${order}`)
-  const { rowMaker } = await import('../src/db/prepared.ts')
+  const { rowMaker } = await import('../src/db/index.ts')
   const readers = new Map<BetterSqlite.Statement, (values: unknown[]) => Record<string, unknown>>()
   function read(statement: BetterSqlite.Statement, ...values: unknown[]): unknown[] {
     if (kind === 'minimal') return statement.all(...values)

@@ -31,7 +31,7 @@ declare module 'fastify' {
     config: Config
     db: Kysely<Database>
     dialect: Dialect
-    /** The SQLite connection under `db` (null on PostgreSQL), for reads Kysely cannot shape (sqliteRows). */
+    /** The SQLite connection under `db` (null on PostgreSQL), for reads kept until the next write (ReadCache). */
     sqlite: SQLite.Database | null
     messenger: Messenger
     /**

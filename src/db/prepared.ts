@@ -4,12 +4,13 @@ import type { Database } from './schema.ts'
 import { dbQueryDuration } from '../ops/metrics.ts'
 
 /**
- * SQLite connections whose reads may skip Kysely's driver (registered by openDatabase), and
- * whether a transaction is open on them.
+ * SQLite connections whose reads may skip Kysely's driver (registered by openDatabase): the
+ * connection, to ask whether a transaction is open, and the statement cache Kysely itself
+ * prepares from (whose reading statements return rows made by rowMaker).
  */
-const directReads = new WeakMap<Kysely<Database>, SQLite.Database>()
-export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database): void {
-  directReads.set(db, sqlite)
+const directReads = new WeakMap<Kysely<Database>, { sqlite: SQLite.Database; prepare: (sql: string) => SQLite.Statement }>()
+export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement): void {
+  directReads.set(db, { sqlite, prepare })
 }
 
 const observeSelect = dbQueryDuration.series(['select', 'ok'])
@@ -23,60 +24,28 @@ const observeSelect = dbQueryDuration.series(['select', 'ok'])
  *   const rows = await sessionById(db, [id])
  *
  * The values replace the builder's placeholders in the order the compiled query lists them.
- * On SQLite, a read outside any transaction runs on the connection at once, on a statement of
- * its own that returns arrays, made into rows by rowMaker: Kysely's driver would queue it
- * behind a lock nobody holds, through several promises, and better-sqlite3 builds a row object
- * a property at a time (half of a 50-row page's read). Inside a transaction (or on
- * PostgreSQL) it goes through Kysely, which orders it.
+ * On SQLite, a read outside any transaction runs on the connection at once: Kysely's driver
+ * would queue it behind a lock nobody holds, through several promises, for the same statement.
+ * Inside a transaction (or on PostgreSQL) it goes through Kysely, which orders it.
  */
 export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>) {
-  const prepared = new WeakMap<Kysely<Database>, { query: CompiledQuery<R>; direct: DirectRead | null | undefined }>()
+  const compiled = new WeakMap<Kysely<Database>, CompiledQuery<R>>()
   return async (db: Kysely<Database>, parameters: readonly unknown[]): Promise<R[]> => {
-    let entry = prepared.get(db)
-    if (!entry) prepared.set(db, (entry = { query: build(db).compile(), direct: undefined }))
-    const { query } = entry
+    let query = compiled.get(db)
+    if (!query) compiled.set(db, (query = build(db).compile()))
     if (query.parameters.length !== parameters.length) throw new Error(`prepared query takes ${query.parameters.length} parameters, given ${parameters.length}`)
-    const sqlite = directReads.get(db)
-    if (sqlite && !sqlite.inTransaction) {
-      if (entry.direct === undefined) entry.direct = directRead(sqlite, query.sql)
-      if (entry.direct) {
+    const direct = directReads.get(db)
+    if (direct && !direct.sqlite.inTransaction) {
+      const statement = direct.prepare(query.sql)
+      if (statement.reader) {
         const started = performance.now()
-        const rows = (entry.direct.statement.all(parameters) as unknown[][]).map(entry.direct.makeRow) as R[]
+        const rows = statement.all(parameters) as R[]
         observeSelect((performance.now() - started) / 1000)
         return rows
       }
     }
     return (await db.executeQuery<R>({ ...query, parameters })).rows
   }
-}
-
-interface DirectRead {
-  statement: SQLite.Statement
-  makeRow: (values: unknown[]) => Record<string, unknown>
-}
-/** A read's own statement, in raw mode, with its row maker; null for a statement that writes. */
-function directRead(sqlite: SQLite.Database, sql: string): DirectRead | null {
-  const statement = sqlite.prepare(sql)
-  if (!statement.reader) return null
-  statement.raw(true)
-  return { statement, makeRow: rowMaker(statement.columns().map((c) => c.name)) }
-}
-
-const rowMakers = new Map<string, (values: unknown[]) => Record<string, unknown>>()
-/**
- * A function making a row object from a raw row's values: an object literal with the
- * columns' names, so that every row of a query shares one shape (fast to build and to read).
- * Later columns win over earlier ones of the same name, as in better-sqlite3's own rows.
- */
-export function rowMaker(names: string[]): (values: unknown[]) => Record<string, unknown> {
-  const key = JSON.stringify(names)
-  let make = rowMakers.get(key)
-  if (!make) {
-    // The names are the query's own column names, written as JSON strings: never code.
-    make = new Function('v', `return { ${names.map((name, i) => `${JSON.stringify(name)}: v[${i}]`).join(', ')} }`) as (values: unknown[]) => Record<string, unknown>
-    rowMakers.set(key, make)
-  }
-  return make
 }
 
 /**

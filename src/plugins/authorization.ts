@@ -44,19 +44,11 @@ function checkAccess(request: FastifyRequest): Promise<void> | undefined {
   if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
   if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa) {
     const settings = recentSettings(request.server.db)
-    if (!settings) {
-      return getSettings(request.server.db).then((read) => {
-        if (read.require2fa) throw new TwoFactorSetupRequiredError()
-        return checkRole(request)
-      })
-    }
+    // Read them, then check again (they are recent then).
+    if (!settings) return getSettings(request.server.db).then(() => checkAccess(request))
     if (settings.require2fa) throw new TwoFactorSetupRequiredError()
   }
-  return checkRole(request)
-}
-
-function checkRole(request: FastifyRequest): undefined {
-  if (request.routeOptions.config.access === 'administrator' && request.auth!.user.role !== ADMINISTRATOR) throw new ForbiddenError()
+  if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
   return checkCsrf(request)
 }
 

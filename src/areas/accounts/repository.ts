@@ -1,9 +1,8 @@
 import { type Expression, type Kysely, type SqlBool, sql, type ExpressionBuilder } from 'kysely'
 import type { Account, Database, NewAccount } from '../../db/schema.ts'
-import { type Dialect, sqliteRows } from '../../db/index.ts'
+import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
-import type SQLite from 'better-sqlite3'
 import { appLabel, parseApps } from './licensed-apps.ts'
 
 type Db = Kysely<Database>
@@ -415,11 +414,8 @@ const EXPORTED_COLUMNS = [
   'accounts.instance_url', 'accounts.contact_email', 'accounts.created_at', 'accounts.modified_at',
 ] as const
 
-/**
- * Matching accounts in id order, a batch at a time (for exports of any size). With the SQLite
- * connection (`sqlite`), rows are read as arrays (sqliteRows).
- */
-export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, opts: { batch?: number; sqlite?: SQLite.Database | null } = {}) {
+/** Matching accounts in id order, a batch at a time (for exports of any size). */
+export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, opts: { batch?: number } = {}) {
   const batch = opts.batch ?? 500
   let afterId = 0
   for (;;) {
@@ -428,7 +424,7 @@ export async function* iterateAccountBatches(db: Db, dialect: Dialect, viewer: V
       .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q)))
       .orderBy('accounts.id')
       .limit(pageLimit(batch))
-    const rows = opts.sqlite ? sqliteRows(opts.sqlite, query.compile()) : await query.execute()
+    const rows = await query.execute()
     if (rows.length) yield rows
     if (rows.length < batch) return
     afterId = rows.at(-1)!.id

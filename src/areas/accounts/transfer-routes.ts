@@ -22,7 +22,7 @@ const routes: FastifyPluginAsync = async (app) => {
     // The Accounts page's query string: the export holds what the page's search and filters show.
     const q = listQuerySchema.parse(request.query ?? {})
     const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
-    const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query, { sqlite: app.sqlite })
+    const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query)
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)
