@@ -3,14 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { TwoFactor, User } from '../../db/schema.ts'
 import { PORTAL_CONTAINER_UUID } from '../../lib/container.ts'
-import { ConflictError, ForbiddenError, HttpError, ValidationError } from '../../lib/errors.ts'
+import { ConflictError, HttpError, ValidationError } from '../../lib/errors.ts'
 import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
 import { findUserByUsername } from '../auth/repository.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
 import { errorSchema } from '../api/routes.ts'
-import { generateApiKeys } from '../api/service.ts'
 import { apiUserSchema, toApiUser } from '../api/user-object.ts'
-import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -109,12 +107,12 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: { tags: ['users'], summary: 'List the portal’s users', response: { 200: z.object({ users: z.array(apiUserSchema) }), ...errors } },
   }, async () => {
     const rows = await repo.listUsersForApi(app.db)
-    const enabledAdministrators = await repo.countEnabledAdministrators(app.db)
+    const administrators = await repo.countAdministrators(app.db)
     return {
       users: rows.map(({ tf_sms_phone, tf_email_enabled, api_key_last_used_at, ...user }) =>
         apiUser(user, {
           lastApiKeyAccess: api_key_last_used_at,
-          undeletable: user.role === ADMINISTRATOR && user.enabled === 1 && enabledAdministrators === 1,
+          undeletable: user.role === ADMINISTRATOR && user.enabled === 1 && administrators.enabled === 1,
           twoFactor: { sms_phone: tf_sms_phone, email_enabled: tf_email_enabled ?? 0 } as TwoFactor,
         }),
       ),
@@ -203,10 +201,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: keysSchema, ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
-    // While assisting (or impersonating), the user's keys stay theirs to change.
-    if (request.auth!.assistedBy && user.id === request.auth!.user.id) throw new ForbiddenError(ASSISTING_MESSAGE)
-    return generateApiKeys(request, user)
+    return service.generateKeysFor(request, await service.requireUser(request, request.params.id))
   })
 
   app.delete('/users/:id', {
