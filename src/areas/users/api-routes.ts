@@ -147,7 +147,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Change a user’s role, name, e-mail or enabled state',
-      description: 'Fields left out stay as they are; account assignments are kept (an Administrator has none). The last enabled Administrator cannot be demoted or disabled, and no one can disable themselves (409).',
+      description: 'Fields left out stay as they are; account assignments are kept (an Administrator has none). The last enabled Administrator cannot be demoted or disabled, and no one can disable themselves (409). Disabling revokes the user’s API keys. Passwords are not set here: PUT /users/{id}/chpasswd (another user) or PUT /session/chpasswd (your own).',
       params: idParams,
       body: updateBody,
       response: { 200: apiUserSchema, ...errors },
@@ -180,7 +180,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Enable or disable a user',
-      description: 'Disabling ends the user’s sessions and their API keys stop working at once. Not yourself, nor the last enabled Administrator (409).',
+      description: 'Disabling ends the user’s sessions and revokes their API keys (enabling them again does not bring the keys back: they generate new ones). Not yourself, nor the last enabled Administrator (409).',
       params: idParams,
       body: z.object({ enabled: booleanish, _csrf: csrfField }),
       response: { 200: apiUserSchema, ...errors },
@@ -196,7 +196,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Generate a user’s API keys (replaces their existing keys)',
-      description: 'The secret key is shown once.',
+      description: 'The secret key is shown once. Not for the user you are impersonating: their keys stay theirs to change (403).',
       params: idParams,
       response: { 200: keysSchema, ...errors },
     },

@@ -283,7 +283,7 @@ export async function stopAssist(request: FastifyRequest): Promise<User | null> 
 
 // --- API ---
 // The REST API's user endpoints compose the rules above. One API call can do what two
-// windows do (edit and disable), so conflicts are refused before anything changes.
+// windows do (edit and disable): both in one transaction, so a refusal changes nothing.
 
 /** The Edit User form as it stands for this user (assignments included), with some fields changed. */
 async function currentInput(request: FastifyRequest, user: User, changes: Partial<UserInput>): Promise<UserInput> {
