@@ -29,3 +29,9 @@ export async function lastApiKeyUse(db: Db, userId: number): Promise<number | nu
   const row = await db.selectFrom('api_keys').select('last_used_at').where('user_id', '=', userId).executeTakeFirst()
   return row?.last_used_at ?? null
 }
+
+/** Revokes the user's API keys (disabled, or their password reset): deleted, so nothing revives them. Whether they had any. */
+export async function revokeApiKeys(db: Db, userId: number): Promise<boolean> {
+  const result = await db.deleteFrom('api_keys').where('user_id', '=', userId).executeTakeFirst()
+  return Number(result.numDeletedRows) > 0
+}

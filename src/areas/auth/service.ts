@@ -10,6 +10,7 @@ import { audit } from '../audit/service.ts'
 import { startSession } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
+import { revokeApiKeys } from '../api/repository.ts'
 import { isConfigured, startSignInChallenge } from '../two-factor/service.ts'
 
 // Lockout (documented in README): after LOCK_AFTER consecutive failures the account is
@@ -150,6 +151,7 @@ export async function resetPassword(request: FastifyRequest, token: string, pass
   const errors = passwordErrors(password, confirm, 'self-service')
   if (errors) throw new ValidationError(errors)
   const passwordHash = await hashPassword(password)
+  let keysRevoked = false
   const user = await db.transaction().execute(async (trx) => {
     if (!(await repo.consumeOneTimeCode(trx, code.id, Date.now()))) throw new InvalidLinkError()
     const now = Date.now()
@@ -161,9 +163,10 @@ export async function resetPassword(request: FastifyRequest, token: string, pass
       updated_at: now,
     })
     await repo.deleteUserSessions(trx, code.user_id!)
+    keysRevoked = await revokeApiKeys(trx, code.user_id!) // a reset revokes the user's API keys: they generate new ones
     return repo.findUserById(trx, code.user_id!)
   })
-  await audit(db, request, { action: 'auth.password_reset', actor: user ?? null, target: user ? { type: 'user', id: user.uuid, name: user.username } : undefined })
+  await audit(db, request, { action: 'auth.password_reset', actor: user ?? null, target: user ? { type: 'user', id: user.uuid, name: user.username } : undefined, fields: { keys_revoked: keysRevoked } })
 }
 
 export function passwordErrors(password: string, confirm: string, rule: 'self-service' | 'admin-set'): Record<string, string> | null {

@@ -3,14 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { TwoFactor, User } from '../../db/schema.ts'
 import { PORTAL_CONTAINER_UUID } from '../../lib/container.ts'
-import { ConflictError, ForbiddenError, HttpError, ValidationError } from '../../lib/errors.ts'
+import { ConflictError, HttpError, ValidationError } from '../../lib/errors.ts'
 import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
 import { findUserByUsername } from '../auth/repository.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
 import { errorSchema } from '../api/routes.ts'
-import { generateApiKeys } from '../api/service.ts'
 import { apiUserSchema, toApiUser } from '../api/user-object.ts'
-import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -109,12 +107,12 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: { tags: ['users'], summary: 'List the portal’s users', response: { 200: z.object({ users: z.array(apiUserSchema) }), ...errors } },
   }, async () => {
     const rows = await repo.listUsersForApi(app.db)
-    const enabledAdministrators = await repo.countEnabledAdministrators(app.db)
+    const administrators = await repo.countAdministrators(app.db)
     return {
       users: rows.map(({ tf_sms_phone, tf_email_enabled, api_key_last_used_at, ...user }) =>
         apiUser(user, {
           lastApiKeyAccess: api_key_last_used_at,
-          undeletable: user.role === ADMINISTRATOR && user.enabled === 1 && enabledAdministrators === 1,
+          undeletable: user.role === ADMINISTRATOR && user.enabled === 1 && administrators.enabled === 1,
           twoFactor: { sms_phone: tf_sms_phone, email_enabled: tf_email_enabled ?? 0 } as TwoFactor,
         }),
       ),
@@ -149,7 +147,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Change a user’s role, name, e-mail or enabled state',
-      description: 'Fields left out stay as they are; account assignments are kept (an Administrator has none). The last enabled Administrator cannot be demoted or disabled, and no one can disable themselves (409).',
+      description: 'Fields left out stay as they are; account assignments are kept (an Administrator has none). The last enabled Administrator cannot be demoted or disabled, and no one can disable themselves (409). Disabling revokes the user’s API keys. Passwords are not set here: PUT /users/{id}/chpasswd (another user) or PUT /session/chpasswd (your own).',
       params: idParams,
       body: updateBody,
       response: { 200: apiUserSchema, ...errors },
@@ -182,7 +180,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Enable or disable a user',
-      description: 'Disabling ends the user’s sessions and their API keys stop working at once. Not yourself, nor the last enabled Administrator (409).',
+      description: 'Disabling ends the user’s sessions and revokes their API keys (enabling them again does not bring the keys back: they generate new ones). Not yourself, nor the last enabled Administrator (409).',
       params: idParams,
       body: z.object({ enabled: booleanish, _csrf: csrfField }),
       response: { 200: apiUserSchema, ...errors },
@@ -198,15 +196,12 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Generate a user’s API keys (replaces their existing keys)',
-      description: 'The secret key is shown once.',
+      description: 'The secret key is shown once. Not for the user you are impersonating: their keys stay theirs to change (403).',
       params: idParams,
       response: { 200: keysSchema, ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
-    // While assisting (or impersonating), the user's keys stay theirs to change.
-    if (request.auth!.assistedBy && user.id === request.auth!.user.id) throw new ForbiddenError(ASSISTING_MESSAGE)
-    return generateApiKeys(request, user)
+    return service.generateKeysFor(request, await service.requireUser(request, request.params.id))
   })
 
   app.delete('/users/:id', {

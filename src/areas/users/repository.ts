@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely'
+import type { Dialect } from '../../db/index.ts'
 import type { Database, User } from '../../db/schema.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 
@@ -44,17 +45,6 @@ export async function countUsersMatching(db: Db, text?: string): Promise<number>
 
 export function findUserByUuid(db: Db, uuid: string): Promise<User | undefined> {
   return db.selectFrom('users').selectAll().where('uuid', '=', uuid).executeTakeFirst()
-}
-
-/** By the integer id (pyTenable) or the uuid. */
-export function findUserByIdOrUuid(db: Db, id: string): Promise<User | undefined> {
-  return /^\d{1,12}$/.test(id) ? db.selectFrom('users').selectAll().where('id', '=', Number(id)).executeTakeFirst() : findUserByUuid(db, id)
-}
-
-export async function countEnabledAdministrators(db: Db, exceptUserId?: number): Promise<number> {
-  let q = db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('role', '=', ADMINISTRATOR).where('enabled', '=', 1)
-  if (exceptUserId !== undefined) q = q.where('id', '!=', exceptUserId)
-  return Number((await q.executeTakeFirstOrThrow()).n)
 }
 
 /** The accounts assigned to a user, for the Accounts tab (names, not just ids). */
@@ -107,15 +97,32 @@ export function listUsersForApi(db: Db) {
     .execute()
 }
 
-/** Enabled Administrators who may sign in with a password (the portal needs one). */
-export async function countPasswordAdministrators(db: Db, exceptUserId: number): Promise<number> {
+/** The enabled Administrators, and those of them who may sign in with a password (the portal needs one of each). */
+export async function countAdministrators(db: Db): Promise<{ enabled: number; withPassword: number }> {
   const row = await db
     .selectFrom('users')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .select((eb) => [eb.fn.countAll<number>().as('enabled'), eb.fn.sum<number>('password_permitted').as('with_password')])
     .where('role', '=', ADMINISTRATOR)
     .where('enabled', '=', 1)
-    .where('password_permitted', '=', 1)
-    .where('id', '!=', exceptUserId)
     .executeTakeFirstOrThrow()
-  return Number(row.n)
+  return { enabled: Number(row.enabled), withPassword: Number(row.with_password ?? 0) }
+}
+
+/**
+ * Serialises, until the transaction ends, the changes that can take an enabled Administrator
+ * away, so that the rule checked after such a change sees every other one committed.
+ * PostgreSQL: a transaction-scoped advisory lock, one per schema (READ COMMITTED then gives each
+ * later statement the state the previous holder committed). Simpler than `for update` on the
+ * Administrators' rows (which misses rows that become Administrators meanwhile) and than
+ * SERIALIZABLE (which needs a retry loop). SQLite: nothing to take: the portal has one
+ * connection, on which Kysely runs one transaction at a time, and SQLite one writer.
+ */
+export async function lockAdministrators(db: Db, dialect: Dialect): Promise<void> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.portal administrators'))`.execute(db)
+}
+
+/** Whether the user is still disabled, read inside the transaction that deletes them. */
+export async function isDisabled(db: Db, userId: number): Promise<boolean> {
+  const row = await db.selectFrom('users').select('enabled').where('id', '=', userId).executeTakeFirst()
+  return row?.enabled === 0
 }

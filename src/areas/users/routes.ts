@@ -1,11 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { User } from '../../db/schema.ts'
-import { ConflictError, ValidationError } from '../../lib/errors.ts'
+import { ConflictError, ForbiddenError, ValidationError } from '../../lib/errors.ts'
 import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { findAccounts } from '../accounts/repository.ts'
-import { generateApiKeys } from '../api/service.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
 
@@ -77,6 +76,9 @@ const routes: FastifyPluginAsync = async (app) => {
       alert: opts.alert,
       domains: await repo.approvedDomains(app.db),
       roleChoices: ROLES,
+      // One's own password (My Account) and, while assisting, the user's: no password fields.
+      passwordRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'password') : null,
+      keysRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'api-keys') : null,
     }, { status: opts.status })
   }
 
@@ -120,6 +122,8 @@ const routes: FastifyPluginAsync = async (app) => {
       await service.editUser(request, user, input)
     } catch (err) {
       if (err instanceof ValidationError) return renderForm(request, reply, { user, input, errors: err.fieldErrors, alert: err.message, status: 422 })
+      // The role field is what would take the portal's last Administrator away.
+      if (err instanceof service.LastAdministratorError) return renderForm(request, reply, { user, input, errors: { role: err.message }, alert: err.message, status: 422 })
       throw err
     }
     await flash(request, `User ${user.username} saved.`)
@@ -145,7 +149,7 @@ const routes: FastifyPluginAsync = async (app) => {
         if (action === 'reset-2fa') await service.resetTwoFactor(request, user)
         else await service.setEnabled(request, user, action === 'enable')
       } catch (err) {
-        if (err instanceof ConflictError) return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm', alert: err.message }, { fragment: 'users/_confirm', status: 409 })
+        if (err instanceof ConflictError || err instanceof ForbiddenError) return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm', alert: err.message }, { fragment: 'users/_confirm', status: err.statusCode })
         throw err
       }
       // The window shows the message; a page load (no JavaScript) shows it as a flash.
@@ -195,13 +199,18 @@ const routes: FastifyPluginAsync = async (app) => {
   // Generate API Keys for another user: the warning, then Replace & Generate.
   app.get('/users/:id/keys', admin, async (request, reply) => {
     const user = await service.requireUser(request, (request.params as { id: string }).id)
-    return reply.render('users/keys', { title: 'Generate API Keys', target: user }, { fragment: 'users/_keys' })
+    return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(request, user, 'api-keys') }, { fragment: 'users/_keys' })
   })
 
   app.post('/users/:id/keys', admin, async (request, reply) => {
     const user = await service.requireUser(request, (request.params as { id: string }).id)
-    const keys = await generateApiKeys(request, user)
-    return reply.render('users/keys', { title: 'API Keys', target: user, keys }, { fragment: 'users/_keys' })
+    try {
+      const keys = await service.generateKeysFor(request, user)
+      return reply.render('users/keys', { title: 'API Keys', target: user, keys }, { fragment: 'users/_keys' })
+    } catch (err) {
+      if (err instanceof ForbiddenError) return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: err.message }, { fragment: 'users/_keys', status: 403 })
+      throw err
+    }
   })
 
   // Assist: the Accounts page as the user sees it, under the blue overlay.

@@ -1,15 +1,19 @@
 import type { FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
 import { z } from 'zod'
-import type { User } from '../../db/schema.ts'
+import type { Database, User } from '../../db/schema.ts'
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
-import { uuid } from '../../lib/tokens.ts'
-import { deleteUserSessions, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
+import { rowId } from '../../lib/row-id.ts'
+import { deleteUserSessions, findUserById, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
 import { distinctInstanceUrls, findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
 import { instanceBase, notifyUserTransfer } from '../instances/service.ts'
+import { revokeApiKeys } from '../api/repository.ts'
+import { generateApiKeys } from '../api/service.ts'
+import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { deleteTwoFactor } from '../two-factor/repository.ts'
 import { audit } from '../audit/service.ts'
 import * as repo from './repository.ts'
@@ -27,12 +31,76 @@ export interface UserInput {
   accounts: string[]
 }
 
+type Db = Kysely<Database>
+
 const target = (u: Pick<User, 'uuid' | 'username'>) => ({ type: 'user', id: u.uuid, name: u.username })
 
+/** The user a path names by its integer id (pyTenable) or its uuid; anything else names no one (404). */
 export async function requireUser(request: FastifyRequest, idOrUuid: string): Promise<User> {
-  const user = await repo.findUserByIdOrUuid(request.server.db, idOrUuid)
+  const { db } = request.server
+  const id = rowId(idOrUuid)
+  const user = id !== null ? await findUserById(db, id) : z.uuid().safeParse(idOrUuid).success ? await repo.findUserByUuid(db, idOrUuid.toLowerCase()) : undefined
   if (!user) throw new NotFoundError('This user does not exist.')
   return user
+}
+
+// --- The portal keeps an Administrator ---
+
+export const LAST_ADMINISTRATOR = 'This is the last enabled Administrator: the portal needs at least one.'
+export const LAST_PASSWORD_ADMINISTRATOR = 'This is the last enabled Administrator who can sign in with a password: the portal needs at least one.'
+
+/** A change refused because it would leave the portal without an (enabled, password) Administrator. */
+export class LastAdministratorError extends ConflictError {}
+
+/**
+ * Runs a change to users in one write transaction under the portal's rule: at least one
+ * enabled Administrator, and one of them able to sign in with a password. This is the one
+ * place the rule is checked: after the change, before it commits, while every other change
+ * that could take an Administrator away waits (repo.lockAdministrators). So two
+ * Administrators demoting or disabling each other at once cannot both pass: the second sees
+ * the first committed and is rolled back. Only a change that makes the count fall to none is
+ * refused. Slow work (hashing a password) belongs before this, never inside.
+ */
+async function underAdministratorRule<T>(request: FastifyRequest, change: (trx: Db) => Promise<T>): Promise<T> {
+  const { db, dialect } = request.server
+  return db.transaction().execute(async (trx) => {
+    await repo.lockAdministrators(trx, dialect)
+    const before = await repo.countAdministrators(trx)
+    const result = await change(trx)
+    const after = await repo.countAdministrators(trx)
+    if (before.enabled > 0 && after.enabled === 0) throw new LastAdministratorError(LAST_ADMINISTRATOR)
+    if (before.withPassword > 0 && after.withPassword === 0) throw new LastAdministratorError(LAST_PASSWORD_ADMINISTRATOR)
+    return result
+  })
+}
+
+/** The last enabled Administrator (the API's `undeletable`): for display; the rule is underAdministratorRule. */
+export async function isLastEnabledAdministrator(db: Db, user: User): Promise<boolean> {
+  return user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countAdministrators(db)).enabled === 1
+}
+
+// --- Whose credentials the Users pages and API may change ---
+
+export const OWN_PASSWORD = 'Change your own password in My Account: it asks for your current password.'
+export const OWN_TWO_FACTOR = 'Manage your own two-factor authentication in My Account.'
+
+/**
+ * Why this caller may not change this user's password, second factors or API keys here, or
+ * null when they may. While assisting, the assisted user's credentials stay theirs (as on My
+ * Account and the API's /session). One's own password and second factors change only in My
+ * Account (or PUT /session/chpasswd), which ask for the current password; one's own API keys
+ * may be generated here as there.
+ */
+export function credentialsRefusal(request: FastifyRequest, user: User, credential: 'password' | 'two-factor' | 'api-keys'): string | null {
+  const { user: actingAs, assistedBy } = request.auth!
+  if (assistedBy && user.id === actingAs.id) return ASSISTING_MESSAGE
+  if (user.id !== (assistedBy ?? actingAs).id) return null
+  return credential === 'password' ? OWN_PASSWORD : credential === 'two-factor' ? OWN_TWO_FACTOR : null
+}
+
+function refuseCredentials(request: FastifyRequest, user: User, credential: 'two-factor' | 'api-keys'): void {
+  const refusal = credentialsRefusal(request, user, credential)
+  if (refusal) throw new ForbiddenError(refusal)
 }
 
 async function validate(request: FastifyRequest, input: UserInput, existing: User | null): Promise<{ errors: Record<string, string>; role: number; accountIds: number[] }> {
@@ -50,7 +118,9 @@ async function validate(request: FastifyRequest, input: UserInput, existing: Use
   }
   const email = input.email.trim()
   if (email && !z.email().safeParse(email).success) errors.email = 'Enter a valid e-mail address.'
-  if (!existing || input.password) {
+  const passwordRefusal = existing && input.password ? credentialsRefusal(request, existing, 'password') : null
+  if (passwordRefusal) errors.password = passwordRefusal
+  else if (!existing || input.password) {
     const policy = checkPassword(input.password, 'admin-set')
     if (policy) errors.password = policy
     else if (input.password !== input.confirm) errors.confirm = 'The passwords do not match.'
@@ -62,9 +132,6 @@ async function validate(request: FastifyRequest, input: UserInput, existing: Use
     const found = await findAccountIdsByUuid(db, [...new Set(input.accounts)])
     if (found.length !== new Set(input.accounts).size) errors.accounts = 'One or more of the selected accounts no longer exist.'
     accountIds = found.map((f) => f.id)
-  }
-  if (existing && existing.role === ADMINISTRATOR && role !== ADMINISTRATOR && existing.enabled === 1 && (await repo.countEnabledAdministrators(db, existing.id)) === 0) {
-    errors.role = 'This is the last enabled Administrator: the portal needs at least one.'
   }
   return { errors, role, accountIds }
 }
@@ -82,48 +149,70 @@ export async function createUser(request: FastifyRequest, input: UserInput): Pro
   })
 }
 
-/** Saves the Edit User form; role and assignment changes apply on the user's next request. */
-export async function editUser(request: FastifyRequest, user: User, input: UserInput): Promise<void> {
+/** An Edit User form checked and its password hashed, ready to write. */
+interface Edit {
+  user: User
+  name: string
+  email: string | null
+  role: number
+  accountIds: number[]
+  passwordHash: string | null
+}
+
+async function prepareEdit(request: FastifyRequest, user: User, input: UserInput): Promise<Edit> {
   const { errors, role, accountIds } = await validate(request, { ...input, username: user.username }, user)
   if (Object.keys(errors).length) throw new ValidationError(errors)
   const passwordHash = input.password ? await hashPassword(input.password) : null
+  return { user, name: input.name.trim(), email: input.email.trim() || null, role, accountIds, passwordHash }
+}
+
+async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, role, accountIds, passwordHash }: Edit): Promise<void> {
   const now = Date.now()
-  await request.server.db.transaction().execute(async (trx) => {
-    await updateUser(trx, user.id, {
-      name: input.name.trim(),
-      email: input.email.trim() || null,
-      role,
-      updated_at: now,
-      ...(passwordHash ? { password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null } : {}),
-    })
-    // Only non-administrators have assignments: becoming an Administrator clears them.
-    await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
-    // A password set by an Administrator ends the user's sessions.
-    if (passwordHash) {
-      await deleteUserSessions(trx, user.id)
-      await voidOneTimeCodes(trx, 'password_reset', user.id, now)
-    }
-    await audit(trx, request, {
-      action: 'user.update',
-      target: target(user),
-      fields: { role: roleLabel(role), role_changed: role !== user.role, password_changed: Boolean(passwordHash), accounts: role === ADMINISTRATOR ? 0 : accountIds.length },
-    })
+  await updateUser(trx, user.id, {
+    name,
+    email,
+    role,
+    updated_at: now,
+    ...(passwordHash ? { password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null } : {}),
+  })
+  // Only non-administrators have assignments: becoming an Administrator clears them.
+  await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
+  // A password set by an Administrator ends the user's sessions.
+  if (passwordHash) {
+    await deleteUserSessions(trx, user.id)
+    await voidOneTimeCodes(trx, 'password_reset', user.id, now)
+  }
+  await audit(trx, request, {
+    action: 'user.update',
+    target: target(user),
+    fields: { role: roleLabel(role), role_changed: role !== user.role, password_changed: Boolean(passwordHash), accounts: role === ADMINISTRATOR ? 0 : accountIds.length },
   })
 }
 
-export async function setEnabled(request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
-  const { db } = request.server
+/** Saves the Edit User form; role and assignment changes apply on the user's next request. */
+export async function editUser(request: FastifyRequest, user: User, input: UserInput): Promise<void> {
+  const edit = await prepareEdit(request, user, input)
+  await underAdministratorRule(request, (trx) => writeEdit(trx, request, edit))
+}
+
+function refuseDisablingYourself(request: FastifyRequest, user: User): void {
   const me = request.auth!.assistedBy ?? request.auth!.user
-  if (!enabled && user.id === me.id) throw new ConflictError('You cannot disable yourself.')
-  if (!enabled && user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countEnabledAdministrators(db, user.id)) === 0) {
-    throw new ConflictError('This is the last enabled Administrator: the portal needs at least one.')
-  }
-  await db.transaction().execute(async (trx) => {
-    await updateUser(trx, user.id, { enabled: enabled ? 1 : 0, updated_at: Date.now() })
-    // Disabling ends the user's sessions at once; their API keys fail from the next call.
-    if (!enabled) await deleteUserSessions(trx, user.id)
-    await audit(trx, request, { action: enabled ? 'user.enable' : 'user.disable', target: target(user) })
-  })
+  if (user.id === me.id) throw new ConflictError('You cannot disable yourself.')
+}
+
+async function writeEnabled(trx: Db, request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
+  await updateUser(trx, user.id, { enabled: enabled ? 1 : 0, updated_at: Date.now() })
+  if (enabled) return audit(trx, request, { action: 'user.enable', target: target(user) })
+  // Disabling ends the user's sessions and revokes their API keys: enabling them again does
+  // not bring the keys back (they generate new ones).
+  await deleteUserSessions(trx, user.id)
+  const keysRevoked = await revokeApiKeys(trx, user.id)
+  await audit(trx, request, { action: 'user.disable', target: target(user), fields: { keys_revoked: keysRevoked } })
+}
+
+export async function setEnabled(request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
+  if (!enabled) refuseDisablingYourself(request, user)
+  await underAdministratorRule(request, (trx) => writeEnabled(trx, request, user, enabled))
 }
 
 export async function unlock(request: FastifyRequest, user: User): Promise<void> {
@@ -133,19 +222,30 @@ export async function unlock(request: FastifyRequest, user: User): Promise<void>
 
 /** For a lost phone: removes the user's second factors so they can set them up again. */
 export async function resetTwoFactor(request: FastifyRequest, user: User): Promise<void> {
+  refuseCredentials(request, user, 'two-factor')
   await deleteTwoFactor(request.server.db, user.id)
   await audit(request.server.db, request, { action: 'user.two_factor_reset', target: target(user) })
 }
 
+/** Another user's API keys, generated by an Administrator (Users > Generate API Keys, PUT /users/{id}/keys). */
+export async function generateKeysFor(request: FastifyRequest, user: User): Promise<{ accessKey: string; secretKey: string }> {
+  refuseCredentials(request, user, 'api-keys')
+  return generateApiKeys(request, user)
+}
+
+const DISABLE_FIRST = 'Disable the user before deleting them.'
+
 /** Deletes a disabled user, moving what they owned to the successor, all in one transaction. */
 export async function deleteUser(request: FastifyRequest, user: User, successorUuid: string) {
-  if (user.enabled === 1) throw new ConflictError('Disable the user before deleting them.')
+  if (user.enabled === 1) throw new ConflictError(DISABLE_FIRST)
   const { db } = request.server
   const successor = successorUuid ? await repo.findUserByUuid(db, successorUuid) : undefined
   if (!successor || successor.id === user.id || successor.enabled !== 1) throw new ValidationError({ successor: 'Select the new owner of the user’s objects.' })
   // The instances the user could reach, found before their assignments go.
   const bases = await reachableInstances(request, user)
-  const result = await db.transaction().execute(async (trx) => {
+  const result = await underAdministratorRule(request, async (trx) => {
+    // Enabled again since the check above: still not to be deleted.
+    if (!(await repo.isDisabled(trx, user.id))) throw new ConflictError(DISABLE_FIRST)
     const moved = await repo.deleteUserWithTransfer(trx, user.id, successor.id)
     await audit(trx, request, { action: 'user.delete', target: target(user), fields: { successor: successor.username, accounts_moved: moved.accounts, logos_moved: moved.logos, saved_searches_deleted: moved.savedSearches } })
     return { successor, moved }
@@ -183,14 +283,7 @@ export async function stopAssist(request: FastifyRequest): Promise<User | null> 
 
 // --- API ---
 // The REST API's user endpoints compose the rules above. One API call can do what two
-// windows do (edit and disable), so conflicts are refused before anything changes.
-
-export const LAST_ADMINISTRATOR = 'This is the last enabled Administrator: the portal needs at least one.'
-
-/** The last enabled Administrator cannot be disabled, demoted or deleted (the API's `undeletable`). */
-export async function isLastEnabledAdministrator(db: FastifyRequest['server']['db'], user: User): Promise<boolean> {
-  return user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countEnabledAdministrators(db, user.id)) === 0
-}
+// windows do (edit and disable): both in one transaction, so a refusal changes nothing.
 
 /** The Edit User form as it stands for this user (assignments included), with some fields changed. */
 async function currentInput(request: FastifyRequest, user: User, changes: Partial<UserInput>): Promise<UserInput> {
@@ -213,24 +306,22 @@ export interface ApiUserChanges {
   enabled?: boolean
 }
 
-/** `PUT /users/{id}`: Edit User (role, name, e-mail; assignments kept) and Disable/Enable. */
+/** `PUT /users/{id}`: Edit User (role, name, e-mail; assignments kept) and Disable/Enable, in one transaction. */
 export async function updateUserFromApi(request: FastifyRequest, user: User, changes: ApiUserChanges): Promise<User> {
   const { db } = request.server
-  const me = request.auth!.assistedBy ?? request.auth!.user
-  const disabling = changes.enabled === false && user.enabled === 1
-  const demoting = changes.permissions !== undefined && changes.permissions !== ADMINISTRATOR
-  if (disabling && user.id === me.id) throw new ConflictError('You cannot disable yourself.')
-  if ((disabling || demoting) && (await isLastEnabledAdministrator(db, user))) throw new ConflictError(LAST_ADMINISTRATOR)
-  if (changes.permissions !== undefined || changes.name !== undefined || changes.email !== undefined) {
-    await editUser(request, user, await currentInput(request, user, {
+  const toggling = changes.enabled !== undefined && changes.enabled !== (user.enabled === 1)
+  if (toggling && !changes.enabled) refuseDisablingYourself(request, user)
+  const edit = changes.permissions !== undefined || changes.name !== undefined || changes.email !== undefined
+    ? await prepareEdit(request, user, await currentInput(request, user, {
       ...(changes.name !== undefined ? { name: changes.name } : {}),
       ...(changes.email !== undefined ? { email: changes.email ?? '' } : {}),
       ...(changes.permissions !== undefined ? { role: String(changes.permissions) } : {}),
     }))
-  }
-  if (changes.enabled !== undefined && changes.enabled !== (user.enabled === 1)) {
-    await setEnabled(request, (await repo.findUserByUuid(db, user.uuid)) ?? user, changes.enabled)
-  }
+    : null
+  await underAdministratorRule(request, async (trx) => {
+    if (edit) await writeEdit(trx, request, edit)
+    if (toggling) await writeEnabled(trx, request, user, changes.enabled!)
+  })
   return (await repo.findUserByUuid(db, user.uuid)) ?? user
 }
 
@@ -258,10 +349,7 @@ export async function setAuthorizations(request: FastifyRequest, user: User, cha
   const password = changes.password_permitted ?? user.password_permitted === 1
   const passwordOff = !password && user.password_permitted === 1
   if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
-  if (passwordOff && user.role === ADMINISTRATOR && user.enabled === 1 && (await repo.countPasswordAdministrators(db, user.id)) === 0) {
-    throw new ConflictError('This is the last enabled Administrator who can sign in with a password: the portal needs at least one.')
-  }
-  await db.transaction().execute(async (trx) => {
+  await underAdministratorRule(request, async (trx) => {
     await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })
     if (passwordOff) await deleteUserSessions(trx, user.id)
     await audit(trx, request, { action: 'user.authorizations_update', target: target(user), fields: { api_permitted: api, password_permitted: password } })
