@@ -58,9 +58,9 @@ function textCounter(db: Kysely<Database>): TextCounter {
   return counter
 }
 
-/** Whether the user has had MAX_TEXTS_PER_HOUR texts this hour (the sign-in page then offers the other ways). */
+/** Whether a text to the user was refused by the cap this hour (the sign-in page then offers the other ways). */
 export function textLimitReached(db: Kysely<Database>, userId: number): Promise<boolean> {
-  return new Promise((resolve, reject) => textCounter(db).read(`user:${userId}`, (err, r) => (err ? reject(err) : resolve((r?.current ?? 0) >= MAX_TEXTS_PER_HOUR))))
+  return new Promise((resolve, reject) => textCounter(db).read(`user:${userId}`, (err, r) => (err ? reject(err) : resolve((r?.current ?? 0) > MAX_TEXTS_PER_HOUR))))
 }
 
 /**
