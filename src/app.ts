@@ -10,6 +10,7 @@ import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
 import metrics from './ops/metrics.ts'
 import errors from './plugins/errors.ts'
+import refusals from './plugins/refusals.ts'
 import security from './plugins/security.ts'
 import session from './plugins/session.ts'
 import views from './plugins/views.ts'
@@ -96,6 +97,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(security)
   await app.register(views)
   await app.register(errors)
+  await app.register(refusals)
   await app.register(api)
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })

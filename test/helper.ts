@@ -113,7 +113,7 @@ export class Client {
     const setCookie = res.headers['set-cookie']
     for (const c of Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []) {
       const [pair] = c.split(';')
-      if (pair!.startsWith('mssp_session=')) this.cookie = /Max-Age=0|Expires=Thu, 01 Jan 1970/i.test(c) ? '' : pair!
+      if (/^(__Host-)?mssp_session=/.test(pair!)) this.cookie = /Max-Age=0|Expires=Thu, 01 Jan 1970/i.test(c) ? '' : pair!
     }
     const token = /name="(?:_csrf|csrf-token)" (?:value|content)="([^"]+)"/.exec(res.body)?.[1]
     if (token) this.csrf = token

@@ -1,3 +1,5 @@
+import { normalisePassword } from './passwords.ts'
+
 // One policy module. The guide names two rules: users choosing their own password need
 // 12+ characters with all four classes; an Administrator setting another user's needs 8+
 // with three of four. Both refuse very common passwords.
@@ -36,7 +38,9 @@ function classes(password: string): number {
 }
 
 /** Returns an error message for the user, or null when the password is acceptable. */
-export function checkPassword(password: string, rule: PasswordRule): string | null {
+export function checkPassword(typed: string, rule: PasswordRule): string | null {
+  // The rules judge the password that is stored: its normalised form.
+  const password = normalisePassword(typed)
   if (password.length > 256) return 'Passwords can be at most 256 characters long.'
   if (rule === 'self-service') {
     if (password.length < 12 || classes(password) < 4) {

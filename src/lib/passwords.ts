@@ -30,12 +30,30 @@ export function setHashConcurrency(limit: number): void {
   gate = new Semaphore(limit)
 }
 
-export function hashPassword(password: string): Promise<string> {
-  return gate.run(() => hash(password, ARGON2_OPTIONS))
+/**
+ * The form of a password that is hashed and checked: Unicode NFKC, as NIST SP 800-63B
+ * asks, so that the same password typed on another keyboard or system (é as one code point
+ * or as e and a combining accent, a full-width digit) is the same password. ASCII is
+ * unchanged by it, so every hash made before stays valid.
+ */
+export function normalisePassword(password: string): string {
+  return password.normalize('NFKC')
 }
 
-export function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
-  return gate.run(() => verify(passwordHash, password).catch(() => false))
+export function hashPassword(password: string): Promise<string> {
+  return gate.run(() => hash(normalisePassword(password), ARGON2_OPTIONS))
+}
+
+/**
+ * Checks a password against its hash. Hashes made before passwords were normalised hold
+ * the password as it was typed: when the normalised form does not match and the typed one
+ * differs from it, the typed one is tried too, so that nobody is locked out.
+ */
+export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  const normalised = normalisePassword(password)
+  const check = (candidate: string) => gate.run(() => verify(passwordHash, candidate).catch(() => false))
+  if (await check(normalised)) return true
+  return normalised !== password && check(password)
 }
 
 // Verified against when the username is unknown, so that the answer takes as long.

@@ -7,6 +7,7 @@ import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
 import { ReadCache } from '../db/read-cache.ts'
+import { audit } from '../areas/audit/service.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -20,6 +21,14 @@ declare module '@fastify/secure-session' {
 const TOUCH_INTERVAL_MS = 60_000
 
 /**
+ * Over https the cookie carries the `__Host-` prefix: browsers then accept it only with
+ * Secure, Path=/ and no Domain, so no other host (a subdomain, a plain-http page) can set it.
+ */
+export function sessionCookieName(baseUrl: string): string {
+  return baseUrl.startsWith('https://') ? '__Host-mssp_session' : 'mssp_session'
+}
+
+/**
  * Server-side sessions: the encrypted cookie holds only a random token; the row (keyed by
  * the token's hash) holds the user, the times and the Remember Me choice.
  */
@@ -31,7 +40,7 @@ export default fp(async (app) => {
   const cookieExpirySeconds = app.config.sessionMaxHours * 3600 + 60
   await app.register(secureSession, {
     key: app.keys.session,
-    cookieName: 'mssp_session',
+    cookieName: sessionCookieName(app.config.baseUrl),
     expiry: cookieExpirySeconds,
     // No maxAge: a browser-session cookie, with or without Remember Me (as the guide says).
     cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure },
@@ -145,7 +154,16 @@ async function applyAssist(request: FastifyRequest, admin: User, session: Sessio
   const assisted = await repo.findUserById(app.db, session.assist_user_id!)
   const expired = session.assist_started_at! + app.config.assistMaxMinutes * 60_000 <= Date.now()
   if (!assisted || assisted.enabled !== 1 || admin.role !== ADMINISTRATOR || expired) {
-    await repo.setAssist(app.db, session.id, null, Date.now())
+    const reason = expired ? 'time limit' : !assisted ? 'user deleted' : assisted.enabled !== 1 ? 'user disabled' : 'no longer an Administrator'
+    // Recorded once, by the request that ended it; the Administrator is the actor.
+    if (await repo.endAssist(app.db, session.id)) {
+      await audit(app.db, request, {
+        action: 'user.assist_stop',
+        actor: admin,
+        target: assisted ? { type: 'user', id: assisted.uuid, name: assisted.username } : { type: 'user', id: session.assist_user_id! },
+        fields: { reason, ...(expired ? { minutes: app.config.assistMaxMinutes } : {}) },
+      })
+    }
     session.assist_user_id = null
     session.assist_started_at = null
     const message = expired ? `Assisting ended after ${app.config.assistMaxMinutes} minutes.` : 'Assisting ended.'

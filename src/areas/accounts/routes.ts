@@ -8,6 +8,7 @@ import * as service from './service.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import * as saved from './saved-searches.ts'
+import { audit } from '../audit/service.ts'
 import { ssoUnavailableReason } from '../instances/service.ts'
 
 // Missing values take their default directly; bad ones fall back through `catch` (which
@@ -84,7 +85,8 @@ const routes: FastifyPluginAsync = async (app) => {
     const body = (request.body ?? {}) as Record<string, unknown>
     const query = typeof body.query === 'string' ? body.query : ''
     try {
-      await saved.saveSearch(app.db, request.auth!.user.id, { name: body.name, query })
+      const id = await saved.saveSearch(app.db, request.auth!.user.id, { name: body.name, query })
+      await audit(app.db, request, { action: 'saved_search.create', target: { type: 'saved_search', id, name: String(body.name).trim() }, fields: { query: saved.normaliseQuery(query) } })
     } catch (err) {
       if (err instanceof ValidationError || err instanceof ConflictError) {
         const message = err instanceof ValidationError ? Object.values(err.fieldErrors)[0] ?? err.message : err.message
@@ -102,7 +104,8 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/accounts/saved-searches/:uuid/delete', { config: { access: 'user' } }, async (request, reply) => {
     const { uuid } = request.params as { uuid: string }
     if (!z.uuid().safeParse(uuid).success) throw new NotFoundError()
-    await saved.deleteSavedSearch(app.db, request.auth!.user.id, uuid)
+    const name = await saved.deleteSavedSearch(app.db, request.auth!.user.id, uuid)
+    await audit(app.db, request, { action: 'saved_search.delete', target: { type: 'saved_search', id: uuid, name } })
     await flash(request, 'Saved search deleted.')
     return redirect(request, reply, '/accounts')
   })

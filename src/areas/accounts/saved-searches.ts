@@ -33,7 +33,9 @@ export async function saveSearch(db: Kysely<Database>, userId: number, input: { 
   return id
 }
 
-export async function deleteSavedSearch(db: Kysely<Database>, userId: number, searchUuid: string): Promise<void> {
-  const res = await db.deleteFrom('saved_searches').where('uuid', '=', searchUuid).where('user_id', '=', userId).executeTakeFirst()
-  if (Number(res.numDeletedRows) !== 1) throw new NotFoundError()
+/** Deletes one of the user's saved searches; returns its name. */
+export async function deleteSavedSearch(db: Kysely<Database>, userId: number, searchUuid: string): Promise<string> {
+  const row = await db.deleteFrom('saved_searches').where('uuid', '=', searchUuid).where('user_id', '=', userId).returning('name').executeTakeFirst()
+  if (!row) throw new NotFoundError()
+  return row.name
 }

@@ -7,6 +7,7 @@ import { appLabel } from './licensed-apps.ts'
 import * as repo from './repository.ts'
 import { listQuerySchema, toAccountQuery } from './routes.ts'
 import { importAccounts } from './service.ts'
+import { audit } from '../audit/service.ts'
 
 /** Rows of a good file shown in the preview (all are imported). */
 const PREVIEW_ROWS = 20
@@ -23,6 +24,9 @@ const routes: FastifyPluginAsync = async (app) => {
     const q = listQuerySchema.parse(request.query ?? {})
     const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
     const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query)
+    // The search and filters, so that the log says which accounts left the portal.
+    const filters = Object.fromEntries(Object.entries({ q: q.q, app: q.app, region: q.region, expires: q.expires }).filter((e): e is [string, string] => Boolean(e[1])))
+    await audit(app.db, request, { action: 'account.export', fields: filters })
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { errorSchema } from '../api/routes.ts'
 import * as repo from './repository.ts'
-import { crudOf, describeEvent, parseFields, utcDay } from './routes.ts'
+import { crudOf, describeEvent, parseFields } from './actions.ts'
+import { utcDay } from './routes.ts'
 
 // Tenable's audit log endpoint, `GET /audit-log/v1/events` (Administrator), with its
 // `f=field.operator:value` filters. See API.md.

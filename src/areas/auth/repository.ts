@@ -69,6 +69,12 @@ export async function setAssist(db: Db, sessionId: string, assistUserId: number 
   await db.updateTable('sessions').set({ assist_user_id: assistUserId, assist_started_at: assistUserId ? now : null }).where('id', '=', sessionId).execute()
 }
 
+/** Ends the session's assist; false when it had already ended (another request ended it first). */
+export async function endAssist(db: Db, sessionId: string): Promise<boolean> {
+  const res = await db.updateTable('sessions').set({ assist_user_id: null, assist_started_at: null }).where('id', '=', sessionId).where('assist_user_id', 'is not', null).executeTakeFirst()
+  return Number(res.numUpdatedRows) === 1
+}
+
 export async function userHasTwoFactor(db: Db, userId: number): Promise<boolean> {
   const row = await db.selectFrom('two_factor').select(['sms_phone', 'totp_secret']).where('user_id', '=', userId).executeTakeFirst()
   return Boolean(row?.sms_phone || row?.totp_secret)

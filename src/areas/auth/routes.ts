@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
@@ -35,6 +35,14 @@ const routes: FastifyPluginAsync = async (app) => {
   await app.register(rateLimit, { global: false, max: app.config.signInRateLimitPerMinute, timeWindow: 60_000 })
   const limited = { config: { access: 'public' as const, rateLimit: { max: app.config.signInRateLimitPerMinute, timeWindow: 60_000 } } }
   const mailLimited = { config: { access: 'public' as const, rateLimit: { max: Math.max(1, Math.ceil(app.config.signInRateLimitPerMinute / 3)), timeWindow: 60_000 } } }
+  // Pages that carry a reset or setup token in their URL or form: never kept by a cache
+  // (a shared computer's back button, a proxy), and never sent on as a referrer.
+  const tokenPage = {
+    onRequest: (_request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      reply.header('Cache-Control', 'no-store').header('Referrer-Policy', 'no-referrer')
+      done()
+    },
+  }
   app.get('/', { config: { access: 'public' } }, async (request, reply) =>
     reply.redirect(request.auth ? '/accounts' : '/login', 303),
   )
@@ -81,14 +89,13 @@ const routes: FastifyPluginAsync = async (app) => {
     return reply.render('auth/forgot-password', { title: 'Forgot Password', sent: true })
   })
 
-  app.get('/reset-password', { config: { access: 'public' } }, async (request, reply) => {
+  app.get('/reset-password', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
     const token = first((request.query as Record<string, unknown>).token)
     const valid = await service.findValidCode(app.db, 'password_reset', token)
-    reply.header('Referrer-Policy', 'no-referrer')
     return reply.render('auth/reset-password', { title: 'Choose a New Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
   })
 
-  app.post('/reset-password', limited, async (request, reply) => {
+  app.post('/reset-password', { ...tokenPage, ...limited }, async (request, reply) => {
     const form = z.object({ token: text(200), password: text(1000), confirm: text(1000) }).parse(request.body ?? {})
     try {
       await service.resetPassword(request, form.token, form.password, form.confirm)
@@ -105,14 +112,13 @@ const routes: FastifyPluginAsync = async (app) => {
     return redirect(request, reply, '/login?m=reset')
   })
 
-  app.get('/setup', { config: { access: 'public' } }, async (request, reply) => {
+  app.get('/setup', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
     const token = first((request.query as Record<string, unknown>).token)
     const valid = await service.findValidCode(app.db, 'setup', token)
-    reply.header('Referrer-Policy', 'no-referrer')
     return reply.render('setup/index', { title: 'Set Up', token, invalid: !valid, values: {} }, { status: valid ? 200 : 410 })
   })
 
-  app.post('/setup', limited, async (request, reply) => {
+  app.post('/setup', { ...tokenPage, ...limited }, async (request, reply) => {
     const form = z
       .object({ token: text(200), name: text(300), username: text(300), email: text(300), password: text(1000), confirm: text(1000) })
       .parse(request.body ?? {})

@@ -11,7 +11,7 @@ import { startSession } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import { revokeApiKeys } from '../api/repository.ts'
-import { isConfigured, startSignInChallenge } from '../two-factor/service.ts'
+import { TextLimitError, isConfigured, startSignInChallenge } from '../two-factor/service.ts'
 
 // Lockout (documented in README): after LOCK_AFTER consecutive failures the account is
 // locked for 1 minute, doubling with each further failure up to LOCK_MAX_MINUTES.
@@ -60,7 +60,10 @@ export async function signIn(
   if (isConfigured(tf)) {
     const sessionId = await startSession(request, user, input.rememberMe, db, { pending2fa: true })
     await audit(db, request, { action: 'auth.password_accepted', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { second_factor: 'required' } })
-    await startSignInChallenge(request, user, tf, sessionId)
+    // Past the cap on texts the code step offers the user's other ways instead.
+    await startSignInChallenge(request, user, tf, sessionId).catch((err: unknown) => {
+      if (!(err instanceof TextLimitError)) throw err
+    })
     return { user, pending: true }
   }
   await completeSignIn(request, user, input.rememberMe, { method: 'password' })
@@ -74,9 +77,24 @@ export async function completeSignIn(request: FastifyRequest, user: User, rememb
   await request.server.db.transaction().execute(async (trx) => {
     if (replacesSessionId) await repo.deleteSession(trx, replacesSessionId)
     await repo.updateUser(trx, user.id, { failed_login_count: 0, locked_until: null, last_login_at: now, last_login_attempt_at: now })
-    await startSession(request, user, rememberMe, trx)
+    const sessionId = await startSession(request, user, rememberMe, trx)
+    const notice = endedLockNotice(user, now)
+    if (notice) await repo.setSessionFlash(trx, sessionId, notice)
     await audit(trx, request, { action: 'auth.sign_in', actor: user, target: { type: 'user', id: user.uuid, name: user.username }, fields: { remember_me: rememberMe, ...fields } })
   })
+}
+
+/**
+ * While a lock lasts, every sign-in (the right password included) gets the same answer as a
+ * wrong password, so that the lock tells a guesser nothing. Once it is over, the next
+ * successful sign-in tells the user about it, and so about the failures behind it (the
+ * lock is still recorded: only a successful sign-in, an unlock or a reset clears it).
+ */
+export function endedLockNotice(user: Pick<User, 'locked_until' | 'failed_login_count'>, now: number): string | null {
+  if (user.locked_until === null || user.locked_until > now) return null
+  const minutes = lockMinutes(user.failed_login_count)
+  if (minutes === 0) return null
+  return `Your account was locked for ${minutes} ${minutes === 1 ? 'minute' : 'minutes'} after ${user.failed_login_count} failed sign-in attempts. If they were not yours, change your password in My Account.`
 }
 
 /** Counts a failed attempt; wrong passwords (and wrong codes) move the progressive lock. */

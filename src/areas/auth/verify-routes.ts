@@ -22,11 +22,14 @@ const routes: FastifyPluginAsync = async (app) => {
   async function render(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
     const ctx = (await pendingContext(request))!
     const tf = ctx.tf
-    const smsSent = Boolean(tf?.sms_phone && app.messenger.hasTransport('sms'))
+    const textable = Boolean(tf?.sms_phone && app.messenger.hasTransport('sms'))
+    // Past the cap on texts: no code went out, and Resend Code would send none.
+    const textsLimited = textable && (await tfa.textLimitReached(app.db, ctx.user.id))
     return reply.render('auth/verify', {
       title: 'Verification Code',
       next: (request.query as Record<string, unknown>)?.next ?? (request.body as Record<string, unknown>)?.next ?? '',
-      phone: smsSent ? tfa.maskPhone(tf!.sms_phone!) : null,
+      phone: textable && !textsLimited ? tfa.maskPhone(tf!.sms_phone!) : null,
+      textsLimited,
       totp: Boolean(tf?.totp_secret),
       backupEmail: Boolean(tf?.email_enabled && ctx.user.email),
       ...extra,
@@ -80,6 +83,8 @@ const routes: FastifyPluginAsync = async (app) => {
     try {
       await tfa.sendCode(app, { boundTo: ctx.session.id, channel, to, userId: ctx.user.id, purpose: '2fa_sign_in' })
     } catch (err) {
+      // Past the cap on texts the page itself says so and offers the other ways.
+      if (err instanceof tfa.TextLimitError) return render(request, reply, {}, 429)
       if (err instanceof tfa.ResendLimitError) return render(request, reply, { alert: err.message }, 429)
       throw err
     }

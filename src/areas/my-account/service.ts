@@ -59,7 +59,10 @@ export async function changePassword(request: FastifyRequest, input: { current_p
   const { user, session } = request.auth!
   const current = typeof input.current_password === 'string' ? input.current_password : ''
   const next = typeof input.new_password === 'string' ? input.new_password : ''
-  if (!(await verifyPassword(user.password_hash, current))) throw new ValidationError({ current_password: 'The current password is not correct.' })
+  if (!(await verifyPassword(user.password_hash, current))) {
+    await audit(app.db, request, { action: 'user.password_change', outcome: 'failure', target: { type: 'user', id: user.uuid, name: user.username }, fields: { reason: 'wrong current password' } })
+    throw new ValidationError({ current_password: 'The current password is not correct.' })
+  }
   const policy = checkPassword(next, 'self-service')
   if (policy) throw new ValidationError({ new_password: policy })
   if (next === current) throw new ValidationError({ new_password: 'Choose a password different from the current one.' })

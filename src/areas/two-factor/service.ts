@@ -5,6 +5,7 @@ import { CODE_TTL_MS, decryptSecret, normaliseRecoveryCode, numericCode, recover
 import { consumeOneTimeCode, insertOneTimeCode } from '../auth/repository.ts'
 import { sha256, uuid } from '../../lib/tokens.ts'
 import * as repo from './repository.ts'
+import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
 
 // The rules of second factors, shared by the sign-in code step and My Account's setup.
 
@@ -30,9 +31,42 @@ export class ResendLimitError extends Error {
   }
 }
 
+/** Text messages per user per hour, whatever they are for (every password sign-in of an SMS user sends one). */
+export const MAX_TEXTS_PER_HOUR = 5
+const HOUR_MS = 3_600_000
+
+export class TextLimitError extends ResendLimitError {
+  constructor() {
+    super(null)
+    this.message = 'Text messages cannot be sent to your phone right now: too many codes were sent in the last hour.'
+  }
+}
+
+interface TextCounter {
+  hit(key: string, timeWindow: number, max: number): Promise<{ current: number; ttl: number }>
+  read(key: string, callback: (err: Error | null, result?: { current: number }) => void): void
+}
+// The counters live in the database (rate_limits), so that the cap holds across processes.
+const textCounters = new WeakMap<Kysely<Database>, TextCounter>()
+function textCounter(db: Kysely<Database>): TextCounter {
+  let counter = textCounters.get(db)
+  if (!counter) {
+    const Store = databaseRateLimitStore(db, { namespace: 'sms' }) as unknown as new () => TextCounter
+    counter = new Store()
+    textCounters.set(db, counter)
+  }
+  return counter
+}
+
+/** Whether a text to the user was refused by the cap this hour (the sign-in page then offers the other ways). */
+export function textLimitReached(db: Kysely<Database>, userId: number): Promise<boolean> {
+  return new Promise((resolve, reject) => textCounter(db).read(`user:${userId}`, (err, r) => (err ? reject(err) : resolve((r?.current ?? 0) > MAX_TEXTS_PER_HOUR))))
+}
+
 /**
  * Sends a fresh code bound to `boundTo` (a sign-in attempt's session id, or a setup),
- * voiding the previous one. Resends are limited: MAX_RESENDS after the first, RESEND_INTERVAL_MS apart.
+ * voiding the previous one. Resends are limited: MAX_RESENDS after the first, RESEND_INTERVAL_MS apart;
+ * texts also MAX_TEXTS_PER_HOUR per user.
  */
 export async function sendCode(app: FastifyInstance, opts: { boundTo: string; channel: CodeChannel; to: string; userId: number; purpose: string }): Promise<void> {
   const now = Date.now()
@@ -42,6 +76,7 @@ export async function sendCode(app: FastifyInstance, opts: { boundTo: string; ch
   if (previous.length > MAX_RESENDS) throw new ResendLimitError(null)
   const last = previous[0]
   if (last && now - last.created_at < RESEND_INTERVAL_MS) throw new ResendLimitError(Math.ceil((RESEND_INTERVAL_MS - (now - last.created_at)) / 1000))
+  if (opts.channel === 'sms' && (await textCounter(app.db).hit(`user:${opts.userId}`, HOUR_MS, MAX_TEXTS_PER_HOUR)).current > MAX_TEXTS_PER_HOUR) throw new TextLimitError()
   const code = numericCode()
   await repo.voidCodesBoundTo(app.db, opts.boundTo, now)
   await insertOneTimeCode(app.db, { id: uuid(), purpose: opts.purpose, user_id: opts.userId, code_hash: codeHash(opts.boundTo, code), created_at: now, expires_at: now + CODE_TTL_MS, bound_to: opts.boundTo })
