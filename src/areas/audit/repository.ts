@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely'
 import type { AuditEvent, Database } from '../../db/schema.ts'
 import { uuid } from '../../lib/tokens.ts'
+import { rowId } from '../../lib/row-id.ts'
 
 type Db = Kysely<Database>
 type Eb = ExpressionBuilder<Database, 'audit_events'>
@@ -52,6 +53,9 @@ function contains(column: string, value: string): Expression<SqlBool> {
 
 const COMPARE = { gt: '>', gte: '>=', lt: '<', lte: '<=', eq: '=' } as const
 
+/** A user's id as a filter gives it (a uuid otherwise). */
+const DIGITS = /^\d+$/
+
 function condition(eb: Eb, f: AuditFilter): Expression<SqlBool> {
   const text = String(f.value)
   switch (f.field) {
@@ -66,9 +70,16 @@ function condition(eb: Eb, f: AuditFilter): Expression<SqlBool> {
       if (f.op === 'in') return Array.isArray(f.value) && f.value.length ? eb('audit_events.actor_name', 'in', f.value.map(String)) : sql<SqlBool>`1 = 0`
       return f.op === 'eq' ? eb('audit_events.actor_name', '=', text.toLowerCase()) : contains('audit_events.actor_name', text)
     case 'actor_id': {
-      if (f.op === 'in') return Array.isArray(f.value) && f.value.length ? eb('audit_events.actor_user_id', 'in', f.value.map(Number)) : sql<SqlBool>`1 = 0`
+      if (f.op === 'in') {
+        // Ids outside the column's range name no one (PostgreSQL would refuse them with an error).
+        const ids = Array.isArray(f.value) ? f.value.map((v) => rowId(String(v))).filter((id) => id !== null) : []
+        return ids.length ? eb('audit_events.actor_user_id', 'in', ids) : sql<SqlBool>`1 = 0`
+      }
       // The user's id (a number) or uuid, as the API's actor object shows it.
-      if (f.op === 'eq' && /^\d{1,15}$/.test(text)) return eb('audit_events.actor_user_id', '=', Number(text))
+      if (f.op === 'eq' && DIGITS.test(text)) {
+        const id = rowId(text)
+        return id === null ? sql<SqlBool>`1 = 0` : eb('audit_events.actor_user_id', '=', id)
+      }
       const users = eb.selectFrom('users').select('users.id')
       return eb('audit_events.actor_user_id', 'in', f.op === 'eq' ? users.where('users.uuid', '=', text.toLowerCase()) : users.where(contains('users.uuid', text)))
     }
@@ -92,7 +103,7 @@ const ACTOR_NAMES_MAX = 500
 export async function resolveAuditQuery(db: Db, q: AuditQuery): Promise<AuditQuery> {
   const filters: AuditFilter[] = []
   for (const f of q.filters) {
-    if (f.field === 'actor_id' && !(f.op === 'eq' && /^\d{1,15}$/.test(String(f.value)))) {
+    if (f.field === 'actor_id' && !(f.op === 'eq' && DIGITS.test(String(f.value)))) {
       // A user's uuid, or a part of one: the users it names (a small table) by their ids.
       const text = String(f.value).toLowerCase()
       const users = await db
