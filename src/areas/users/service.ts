@@ -242,7 +242,13 @@ export async function updateUserFromApi(request: FastifyRequest, user: User, cha
 export async function setPasswordFromApi(request: FastifyRequest, user: User, password: string, currentPassword = ''): Promise<void> {
   const auth = request.auth!
   if (user.id === auth.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
-  if (user.id === auth.user.id) return changePassword(request, { current_password: currentPassword, new_password: password })
+  if (user.id === auth.user.id) {
+    // The API names the new password `password`.
+    return changePassword(request, { current_password: currentPassword, new_password: password }).catch((err: unknown) => {
+      if (err instanceof ValidationError && err.fieldErrors.new_password) throw new ValidationError({ password: err.fieldErrors.new_password })
+      throw err
+    })
+  }
   await editUser(request, user, await currentInput(request, user, { password, confirm: password }))
 }
 
