@@ -215,11 +215,17 @@ for (const dialect of dialects) {
       const { app } = await buildTestApp(t, dialect, SMS)
       const { user, c } = await signedIn(app)
       const keys = await keysOf(app, c)
-      // Guesses spread over the page and the API all count.
-      for (let i = 0; i < LOCK_AFTER; i++) {
-        const res = i % 2
-          ? await app.inject({ method: 'PUT', url: '/api/session/chpasswd', headers: keys, payload: { password: NEW_PASSWORD, current_password: `Guess-${i}-Wrong!x` } })
-          : await c.post('/my-account/password', { current_password: `Guess-${i}-Wrong!x`, new_password: NEW_PASSWORD })
+      // Guesses spread over the pages and the API all count.
+      const guesses = [
+        (guess: string) => c.post('/my-account/password', { current_password: guess, new_password: NEW_PASSWORD }),
+        (guess: string) => app.inject({ method: 'PUT', url: '/api/session/chpasswd', headers: keys, payload: { password: NEW_PASSWORD, current_password: guess } }),
+        (guess: string) => c.post('/my-account/profile', { name: user.name, email: 'elsewhere@mail.example.com', current_password: guess }),
+        (guess: string) => app.inject({ method: 'PUT', url: `/api/users/${user.id}/two-factor`, headers: keys, payload: { email_enabled: false, current_password: guess } }),
+        (guess: string) => c.post('/my-account/two-factor/authenticator/start', { current_password: guess }),
+      ]
+      t.equal(guesses.length, LOCK_AFTER)
+      for (const [i, guess] of guesses.entries()) {
+        const res = await guess(`Guess-${i}-Wrong!x`)
         t.ok(res.statusCode >= 400 && res.statusCode < 500, `guess ${i + 1} refused (${res.statusCode})`)
       }
       const row = await userRow(app, user.id)
