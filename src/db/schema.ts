@@ -172,6 +172,7 @@ export interface TwoFactorTable {
   email_enabled: number
   totp_secret: string | null
   pending_totp_secret: string | null
+  pending_totp_created_at: number | null
   totp_last_step: number | null
   updated_at: number
 }

@@ -4,7 +4,7 @@ import t from 'tap'
 import SQLite from 'better-sqlite3'
 import { BackupError, backup, backupCommand, restore, restoreCommand } from '../../src/ops/backup.ts'
 import { totpCodeAt } from '../../src/lib/otp.ts'
-import { HttpClient, api, integrityCheck, sleep, startPortal, tempDir } from './portal.ts'
+import { HttpClient, PASSWORD, api, integrityCheck, sleep, startPortal, tempDir } from './portal.ts'
 
 t.setTimeout(120_000)
 
@@ -29,7 +29,8 @@ t.test('backup while the portal serves and writes; restore into a new folder; th
   }
 
   // An authenticator app for the Administrator: its secret is encrypted with secrets.key.
-  const setup = await browser.get('/my-account/two-factor/authenticator')
+  await browser.get('/my-account/two-factor/authenticator')
+  const setup = await browser.post('/my-account/two-factor/authenticator/start', { current_password: PASSWORD })
   t.equal(setup.status, 200)
   const secret = /id="totp-secret">([A-Z2-7 ]+)</.exec(setup.body)![1]!.replace(/ /g, '')
   t.equal((await browser.post('/my-account/two-factor/authenticator', { code: totpCodeAt(secret) })).status, 200, 'authenticator set up')

@@ -2,11 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { ForbiddenError } from '../../lib/errors.ts'
-import { hashPassword, verifyPassword } from '../../lib/passwords.ts'
-import { checkPassword } from '../../lib/password-policy.ts'
-import { HttpError } from '../../lib/errors.ts'
-import { deleteUserSessions, updateUser } from '../auth/repository.ts'
-import { audit } from '../audit/service.ts'
+import { changePassword } from '../my-account/service.ts'
+import { apiError } from '../my-account/step-up.ts'
 import { apiUserSchema, toApiUser } from './user-object.ts'
 import { lastApiKeyUse } from './repository.ts'
 import { generateApiKeys } from './service.ts'
@@ -39,23 +36,12 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['session'],
       summary: "Change the caller's password",
+      description: 'Asks for the current password: a wrong one counts toward the lockout like a failed sign-in (429 with Retry-After while locked). The other sessions end, reset links stop working and the user is told by e-mail.',
       body: z.object({ password: z.string().min(1).max(256), current_password: z.string().min(1).max(1000) }),
-      response: { 200: z.object({}), 400: errorSchema, 401: errorSchema },
+      response: { 200: z.object({}), 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
     },
-  }, async (request) => {
-    const { user, session } = request.auth!
-    const { password, current_password } = request.body
-    if (!(await verifyPassword(user.password_hash, current_password))) {
-      await audit(app.db, request, { action: 'user.password_change', outcome: 'failure', target: { type: 'user', id: user.uuid, name: user.username }, fields: { reason: 'wrong current password' } })
-      throw new HttpError(400, 'The current password is not correct.')
-    }
-    const policy = checkPassword(password, 'self-service')
-    if (policy) throw new HttpError(400, policy)
-    const now = Date.now()
-    await updateUser(app.db, user.id, { password_hash: await hashPassword(password), password_changed_at: now, updated_at: now })
-    // A password change ends the user's other sessions.
-    await deleteUserSessions(app.db, user.id, session?.id)
-    await audit(app.db, request, { action: 'user.password_change', target: { type: 'user', id: user.uuid, name: user.username } })
+  }, async (request, reply) => {
+    await changePassword(request, { current_password: request.body.current_password, new_password: request.body.password }).catch(apiError(reply))
     return {}
   })
 }

@@ -9,8 +9,8 @@ import { ValidationError } from '../../lib/errors.ts'
 import { audit } from '../audit/service.ts'
 import { startSession } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
+import { setNewPassword } from './password-change.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
-import { revokeApiKeys } from '../api/repository.ts'
 import { TextLimitError, isConfigured, startSignInChallenge } from '../two-factor/service.ts'
 
 // Lockout (documented in README): after LOCK_AFTER consecutive failures the account is
@@ -97,8 +97,11 @@ export function endedLockNotice(user: Pick<User, 'locked_until' | 'failed_login_
   return `Your account was locked for ${minutes} ${minutes === 1 ? 'minute' : 'minutes'} after ${user.failed_login_count} failed sign-in attempts. If they were not yours, change your password in My Account.`
 }
 
-/** Counts a failed attempt; wrong passwords (and wrong codes) move the progressive lock. */
-export async function recordFailedSignIn(request: FastifyRequest, user: User, opts: { countsTowardLock: boolean; reason: string }): Promise<void> {
+/**
+ * Counts a failed attempt; wrong passwords (and wrong codes) move the progressive lock.
+ * `action` names what was attempted when it was not a sign-in (a step-up before a change).
+ */
+export async function recordFailedSignIn(request: FastifyRequest, user: User, opts: { countsTowardLock: boolean; reason: string; action?: string }): Promise<void> {
   const now = Date.now()
   const target = { type: 'user', id: user.uuid, name: user.username }
   await request.server.db.transaction().execute(async (trx) => {
@@ -114,7 +117,7 @@ export async function recordFailedSignIn(request: FastifyRequest, user: User, op
       .where('id', '=', user.id)
       .returning(['failed_login_count'])
       .executeTakeFirstOrThrow()
-    await audit(trx, request, { action: 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason: opts.reason } })
+    await audit(trx, request, { action: opts.action ?? 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason: opts.reason } })
     const minutes = opts.countsTowardLock ? lockMinutes(updated.failed_login_count) : 0
     if (minutes > 0) {
       await repo.updateUser(trx, user.id, { locked_until: now + minutes * 60_000 })
@@ -161,7 +164,7 @@ export async function findValidCode(db: Kysely<Database>, purpose: string, token
 
 export class InvalidLinkError extends Error {}
 
-/** Sets a new password from a reset link: unlocks the user and ends all their sessions. */
+/** Sets a new password from a reset link: unlocks the user, ends all their sessions and tells them. */
 export async function resetPassword(request: FastifyRequest, token: string, password: string, confirm: string): Promise<void> {
   const { db } = request.server
   const code = await findValidCode(db, 'password_reset', token)
@@ -169,22 +172,17 @@ export async function resetPassword(request: FastifyRequest, token: string, pass
   const errors = passwordErrors(password, confirm, 'self-service')
   if (errors) throw new ValidationError(errors)
   const passwordHash = await hashPassword(password)
-  let keysRevoked = false
-  const user = await db.transaction().execute(async (trx) => {
-    if (!(await repo.consumeOneTimeCode(trx, code.id, Date.now()))) throw new InvalidLinkError()
-    const now = Date.now()
-    await repo.updateUser(trx, code.user_id!, {
-      password_hash: passwordHash,
-      failed_login_count: 0,
-      locked_until: null,
-      password_changed_at: now,
-      updated_at: now,
-    })
-    await repo.deleteUserSessions(trx, code.user_id!)
-    keysRevoked = await revokeApiKeys(trx, code.user_id!) // a reset revokes the user's API keys: they generate new ones
-    return repo.findUserById(trx, code.user_id!)
+  const user = await repo.findUserById(db, code.user_id)
+  if (!user) throw new InvalidLinkError()
+  await setNewPassword(request, user, passwordHash, {
+    unlock: true,
+    revokeApiKeys: true,
+    via: 'reset',
+    before: async (trx) => {
+      if (!(await repo.consumeOneTimeCode(trx, code.id, Date.now()))) throw new InvalidLinkError()
+    },
+    audit: { action: 'auth.password_reset', actor: user },
   })
-  await audit(db, request, { action: 'auth.password_reset', actor: user ?? null, target: user ? { type: 'user', id: user.uuid, name: user.username } : undefined, fields: { keys_revoked: keysRevoked } })
 }
 
 export function passwordErrors(password: string, confirm: string, rule: 'self-service' | 'admin-set'): Record<string, string> | null {

@@ -94,7 +94,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/phone', setup, async (request, reply) => {
     try {
-      await service.startPhoneSetup(request, str(request.body, 'phone'))
+      await service.startPhoneSetup(request, str(request.body, 'phone'), str(request.body, 'current_password'))
     } catch (err) {
       if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: str(request.body, 'phone') }, 422)
       throw err
@@ -124,14 +124,27 @@ const routes: FastifyPluginAsync = async (app) => {
     return renderSetup(request, reply, 'done', { recoveryCodes })
   })
 
-  // The authenticator app (beyond the guide): a QR code and the secret as text.
-  async function renderTotp(request: FastifyRequest, reply: FastifyReply, secret: string, extra: Record<string, unknown> = {}, status?: number) {
-    const uri = totpUri(secret, request.auth!.user.username)
-    const qr = await QRCode.toString(uri, { type: 'svg', margin: 1, width: 200 })
-    return reply.render('my-account/authenticator', { title: 'Authenticator App', qr, secret: secret.replace(/(.{4})/g, '$1 ').trim(), ...extra }, { fragment: 'my-account/_authenticator', status })
+  // The authenticator app (beyond the guide): the current password, then a QR code and the
+  // secret as text. Only the POST makes a secret; the page shows a fresh one again.
+  async function renderTotp(request: FastifyRequest, reply: FastifyReply, secret: string | null, extra: Record<string, unknown> = {}, status?: number) {
+    const view = { title: 'Authenticator App', replacing: Boolean((await findTwoFactor(app.db, request.auth!.user.id))?.totp_secret), ...extra }
+    if (!secret) return reply.render('my-account/authenticator', { ...view, step: 'password' }, { fragment: 'my-account/_authenticator', status })
+    const qr = await QRCode.toString(totpUri(secret, request.auth!.user.username), { type: 'svg', margin: 1, width: 200 })
+    return reply.render('my-account/authenticator', { ...view, step: 'code', qr, secret: secret.replace(/(.{4})/g, '$1 ').trim() }, { fragment: 'my-account/_authenticator', status })
   }
 
-  app.get('/my-account/two-factor/authenticator', setup, async (request, reply) => renderTotp(request, reply, await service.startTotpSetup(request)))
+  app.get('/my-account/two-factor/authenticator', setup, async (request, reply) => renderTotp(request, reply, await service.pendingTotpSecret(request)))
+
+  app.post('/my-account/two-factor/authenticator/start', setup, async (request, reply) => {
+    let secret: string
+    try {
+      secret = await service.startTotpSetup(request, str(request.body, 'current_password'))
+    } catch (err) {
+      if (err instanceof ValidationError) return renderTotp(request, reply, null, { errors: err.fieldErrors }, 422)
+      throw err
+    }
+    return renderTotp(request, reply, secret)
+  })
 
   app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
@@ -140,7 +153,7 @@ const routes: FastifyPluginAsync = async (app) => {
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       const secret = await service.pendingTotpSecret(request)
-      if (!secret) return renderSetup(request, reply, 'phone', { alert: err.message }, 422)
+      if (!secret) return renderTotp(request, reply, null, { alert: err.fieldErrors.code ?? err.message }, 422)
       return renderTotp(request, reply, secret, { errors: err.fieldErrors }, 422)
     }
     return renderSetup(request, reply, 'done', { recoveryCodes, method: 'authenticator' })
@@ -148,9 +161,9 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/backup-email', setup, async (request, reply) => {
     try {
-      await service.setBackupEmail(request, str(request.body, 'send_backup_email') !== '')
+      await service.setBackupEmail(request, str(request.body, 'send_backup_email') !== '', str(request.body, 'current_password'))
     } catch (err) {
-      if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)
+      if (err instanceof ValidationError) return renderAccount(request, reply, { backupErrors: err.fieldErrors }, 422)
       throw err
     }
     return done(request, reply, 'Your backup e-mail setting was saved.')

@@ -11,7 +11,7 @@ export async function upsertTwoFactor(db: Db, userId: number, values: Partial<Om
   const now = Date.now()
   await db
     .insertInto('two_factor')
-    .values({ user_id: userId, email_enabled: 0, sms_phone: null, pending_phone: null, totp_secret: null, pending_totp_secret: null, totp_last_step: null, ...values, updated_at: now })
+    .values({ user_id: userId, email_enabled: 0, sms_phone: null, pending_phone: null, totp_secret: null, pending_totp_secret: null, pending_totp_created_at: null, totp_last_step: null, ...values, updated_at: now })
     .onConflict((oc) => oc.column('user_id').doUpdateSet({ ...values, updated_at: now }))
     .execute()
 }

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Database, TwoFactor, User } from '../../db/schema.ts'
 import { CODE_TTL_MS, decryptSecret, normaliseRecoveryCode, numericCode, recoveryCode, totpStep } from '../../lib/otp.ts'
 import { consumeOneTimeCode, insertOneTimeCode } from '../auth/repository.ts'
+import { audit, type AuditInput } from '../audit/service.ts'
 import { sha256, uuid } from '../../lib/tokens.ts'
 import * as repo from './repository.ts'
 import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
@@ -13,6 +14,8 @@ export const MAX_RESENDS = 3
 export const RESEND_INTERVAL_MS = 30_000
 export const MAX_CODE_ATTEMPTS = 5
 export const RECOVERY_CODE_COUNT = 10
+/** A pending authenticator secret is shown again, and can be confirmed, this long after it was made. */
+export const PENDING_TOTP_TTL_MS = CODE_TTL_MS
 
 export type CodeChannel = 'sms' | 'email'
 
@@ -125,4 +128,33 @@ export function maskPhone(phone: string): string {
   // +1 numbers keep "+1"; others keep a 2-digit country code (+44, +49, ...).
   const country = phone.startsWith('+1') || phone.startsWith('+7') ? phone.slice(0, 2) : phone.slice(0, 3)
   return `${country} •••• ••${phone.slice(-2)}`
+}
+
+/** The pending authenticator secret, if one was made within PENDING_TOTP_TTL_MS. */
+export function freshPendingTotp(tf: TwoFactor | undefined, now = Date.now()): string | null {
+  if (!tf?.pending_totp_secret || tf.pending_totp_created_at === null) return null
+  return now - tf.pending_totp_created_at < PENDING_TOTP_TTL_MS ? tf.pending_totp_secret : null
+}
+
+/**
+ * Every change of a user's second factors: `write` and its audit event in one transaction,
+ * then a notice by e-mail saying what changed (`notice`, a sentence without its full stop).
+ */
+export async function changeTwoFactor(
+  request: FastifyRequest,
+  user: User,
+  change: { audit: Omit<AuditInput, 'target' | 'outcome'>; notice: string },
+  write: (trx: Transaction<Database>) => Promise<void>,
+): Promise<void> {
+  const app = request.server
+  await app.db.transaction().execute(async (trx) => {
+    await write(trx)
+    await audit(trx, request, { ...change.audit, target: { type: 'user', id: user.uuid, name: user.username } })
+  })
+  await app.messenger.send({
+    kind: 'email',
+    to: user.email ?? user.username,
+    subject: 'Two-factor authentication was changed on your MSSP Portal account',
+    text: `Hello ${user.name},\n\n${change.notice} for ${user.username} on the MSSP Portal.\nIf you did not do this, reset your password with Forgot Password and contact your Administrator at once.\n`,
+  })
 }

@@ -9,6 +9,8 @@ import { findUserByUsername } from '../auth/repository.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
 import { errorSchema } from '../api/routes.ts'
 import { apiUserSchema, toApiUser } from '../api/user-object.ts'
+import { ASSISTING_MESSAGE } from '../my-account/service.ts'
+import { StepUpLockedError, apiError } from '../my-account/step-up.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -164,14 +166,15 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['users'],
       summary: 'Set another user’s password',
-      description: 'The rule for passwords an Administrator sets; the user’s sessions end. Your own password: PUT /session/chpasswd.',
+      description: 'The rule for passwords an Administrator sets; the user’s sessions end. Your own id: send current_password too (the self-service rule, as PUT /session/chpasswd; 429 with Retry-After while too many wrong ones lock the account).',
       params: idParams,
-      body: z.object({ password: z.string().max(1000), _csrf: csrfField }),
-      response: { 200: z.object({}), ...errors },
+      body: z.object({ password: z.string().max(1000), current_password: z.string().max(1000).optional(), _csrf: csrfField }),
+      response: { 200: z.object({}), ...errors, 429: errorSchema },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const user = await service.requireUser(request, request.params.id)
-    await service.setPasswordFromApi(request, user, request.body.password).catch(badRequest)
+    const lockout = apiError(reply)
+    await service.setPasswordFromApi(request, user, request.body.password, request.body.current_password).catch((err: unknown) => (err instanceof StepUpLockedError ? lockout(err) : badRequest(err)))
     return {}
   })
 

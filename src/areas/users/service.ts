@@ -16,6 +16,7 @@ import { generateApiKeys } from '../api/service.ts'
 import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { deleteTwoFactor } from '../two-factor/repository.ts'
 import { audit } from '../audit/service.ts'
+import { changePassword } from '../my-account/service.ts'
 import * as repo from './repository.ts'
 
 // The rules for portal users (Administrator only): create, edit, assignments, disable,
@@ -325,10 +326,20 @@ export async function updateUserFromApi(request: FastifyRequest, user: User, cha
   return (await repo.findUserByUuid(db, user.uuid)) ?? user
 }
 
-/** `PUT /users/{id}/chpasswd`: an Administrator sets another user's password (the admin-set rule). */
-export async function setPasswordFromApi(request: FastifyRequest, user: User, password: string): Promise<void> {
+/**
+ * `PUT /users/{id}/chpasswd`: an Administrator sets another user's password (the admin-set
+ * rule). Their own is a change of their own password: the current one, the self-service rule.
+ */
+export async function setPasswordFromApi(request: FastifyRequest, user: User, password: string, currentPassword = ''): Promise<void> {
   const auth = request.auth!
-  if (user.id === auth.user.id || user.id === auth.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
+  if (user.id === auth.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
+  if (user.id === auth.user.id) {
+    // The API names the new password `password`.
+    return changePassword(request, { current_password: currentPassword, new_password: password }).catch((err: unknown) => {
+      if (err instanceof ValidationError && err.fieldErrors.new_password) throw new ValidationError({ password: err.fieldErrors.new_password })
+      throw err
+    })
+  }
   await editUser(request, user, await currentInput(request, user, { password, confirm: password }))
 }
 
