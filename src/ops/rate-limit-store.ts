@@ -179,11 +179,12 @@ export function memoryFailureCounter(windowMs: number, maxKeys = 50_000): Failur
           windows.set(key, { count: 1, endsAt: now + windowMs })
         }
       }
-      // Bounded: drop ended windows, then the oldest (a Map iterates in insertion order).
+      // Bounded: drop ended windows, then the oldest (a Map iterates in insertion order), down
+      // to 90% so that the sweep runs once per many additions rather than on each.
       if (windows.size > maxKeys) {
         for (const [key, w] of windows) if (w.endsAt <= now) windows.delete(key)
         for (const key of windows.keys()) {
-          if (windows.size <= maxKeys) break
+          if (windows.size <= maxKeys * 0.9) break
           windows.delete(key)
         }
       }
