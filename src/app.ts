@@ -9,6 +9,7 @@ import { Messenger, SmsWebhookTransport, SmtpTransport, type Transport } from '.
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
 import metrics from './ops/metrics.ts'
+import bodies from './plugins/bodies.ts'
 import errors from './plugins/errors.ts'
 import refusals from './plugins/refusals.ts'
 import security from './plugins/security.ts'
@@ -30,7 +31,6 @@ import accountsApiRoutes from './areas/accounts/api-routes.ts'
 import accountsTransferRoutes from './areas/accounts/transfer-routes.ts'
 import logosRoutes from './areas/logos/routes.ts'
 import logosApiRoutes from './areas/logos/api-routes.ts'
-import multipart from '@fastify/multipart'
 import resourcesRoutes from './areas/resources/routes.ts'
 import settingsRoutes from './areas/settings/routes.ts'
 import auditRoutes from './areas/audit/routes.ts'
@@ -62,6 +62,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app: FastifyInstance = Fastify({
     logger: options.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy as boolean | string,
+    // Forms and JSON; the account import alone takes more (its routes say so).
     bodyLimit: 1_048_576,
     // Never echo a request id that might be mistaken for a secret; generate our own.
     genReqId: () => crypto.randomUUID(),
@@ -91,8 +92,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authorization)
   await app.register(metrics, { token: config.metricsToken })
   await app.register(formbody)
-  // Uploads are small PNG logos: one file, size-limited before anything is decoded.
-  await app.register(multipart, { attachFieldsToBody: true, limits: { fileSize: 256 * 1024, files: 1, fields: 20, parts: 21 } })
+  await app.register(bodies)
   await app.register(session)
   await app.register(security)
   await app.register(views)

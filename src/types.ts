@@ -51,7 +51,7 @@ declare module 'fastify' {
     access?: Access
     /** Unsafe methods check a CSRF token unless this is false. */
     csrf?: boolean
-    /** Set on API routes: only they accept X-ApiKeys (pages need a browser session). */
+    /** Set on API routes: only they accept X-ApiKeys (pages need a browser session) and, with keys, X-Impersonate. */
     api?: boolean
   }
 }

@@ -92,24 +92,9 @@ export function databaseRateLimitStore(db: Kysely<any>, options: DatabaseRateLim
     /** Counts one request for `key`; resolves with the count in the window and the ms left. */
     async hit(key: string, timeWindow: number, max: number): Promise<{ current: number; ttl: number }> {
       const now = Date.now()
-      const expired = sql<boolean>`rate_limits.expires_at <= ${now}`
-      // Every right-hand side reads the row as it was before this update.
-      const expiresAt = this.#continueExceeding
-        ? sql<number>`case when ${expired} or rate_limits.hits + 1 > ${max} then ${now + timeWindow} else rate_limits.expires_at end`
-        : sql<number>`case when ${expired} then ${now + timeWindow} else rate_limits.expires_at end`
-      const row = await kdb
-        .insertInto('rate_limits')
-        .values({ key: this.#key(key), hits: 1, expires_at: now + timeWindow })
-        .onConflict((oc) =>
-          oc.column('key').doUpdateSet({
-            hits: sql<number>`case when ${expired} then 1 else rate_limits.hits + 1 end`,
-            expires_at: expiresAt,
-          }),
-        )
-        .returning(['hits', 'expires_at'])
-        .executeTakeFirstOrThrow()
+      const result = await countHit(kdb, this.#key(key), now, timeWindow, max, this.#continueExceeding)
       cleanup(now)
-      return { current: Number(row.hits), ttl: Math.max(0, Number(row.expires_at) - now) }
+      return result
     }
 
     /** The count without counting (`createRateLimit(...)(request, { increment: false })`). */
@@ -137,4 +122,90 @@ export function databaseRateLimitStore(db: Kysely<any>, options: DatabaseRateLim
   }
 
   return DatabaseRateLimitStore as unknown as FastifyRateLimitStoreCtor
+}
+
+/** One hit for a key: a single upsert, atomic on SQLite and PostgreSQL alike. */
+async function countHit(kdb: Kysely<Tables>, key: string, now: number, timeWindow: number, max: number, continueExceeding: boolean): Promise<{ current: number; ttl: number }> {
+  const expired = sql<boolean>`rate_limits.expires_at <= ${now}`
+  // Every right-hand side reads the row as it was before this update.
+  const expiresAt = continueExceeding
+    ? sql<number>`case when ${expired} or rate_limits.hits + 1 > ${max} then ${now + timeWindow} else rate_limits.expires_at end`
+    : sql<number>`case when ${expired} then ${now + timeWindow} else rate_limits.expires_at end`
+  const row = await kdb
+    .insertInto('rate_limits')
+    .values({ key, hits: 1, expires_at: now + timeWindow })
+    .onConflict((oc) =>
+      oc.column('key').doUpdateSet({
+        hits: sql<number>`case when ${expired} then 1 else rate_limits.hits + 1 end`,
+        expires_at: expiresAt,
+      }),
+    )
+    .returning(['hits', 'expires_at'])
+    .executeTakeFirstOrThrow()
+  return { current: Number(row.hits), ttl: Math.max(0, Number(row.expires_at) - now) }
+}
+
+/**
+ * Counts failures (e.g. wrong API keys) per key in fixed windows, so that a caller can be
+ * refused before the work a failure costs. The in-memory counter serves one process; the
+ * database one is shared by every process using that database.
+ */
+export interface FailureCounter {
+  /** The highest count among `keys` in their current windows, and the ms until that window ends. */
+  peak(keys: string[]): Promise<{ count: number; ttl: number }>
+  /** Counts one failure for each key. */
+  add(keys: string[]): Promise<void>
+}
+
+export function memoryFailureCounter(windowMs: number, maxKeys = 50_000): FailureCounter {
+  const windows = new Map<string, { count: number; endsAt: number }>()
+  return {
+    async peak(keys) {
+      const now = Date.now()
+      let peak = { count: 0, ttl: 0 }
+      for (const key of keys) {
+        const w = windows.get(key)
+        if (w && w.endsAt > now && w.count > peak.count) peak = { count: w.count, ttl: w.endsAt - now }
+      }
+      return peak
+    },
+    async add(keys) {
+      const now = Date.now()
+      for (const key of keys) {
+        const w = windows.get(key)
+        if (w && w.endsAt > now) w.count += 1
+        else {
+          windows.delete(key)
+          windows.set(key, { count: 1, endsAt: now + windowMs })
+        }
+      }
+      // Bounded: drop ended windows, then the oldest (a Map iterates in insertion order), down
+      // to 90% so that the sweep runs once per many additions rather than on each.
+      if (windows.size > maxKeys) {
+        for (const [key, w] of windows) if (w.endsAt <= now) windows.delete(key)
+        for (const key of windows.keys()) {
+          if (windows.size <= maxKeys * 0.9) break
+          windows.delete(key)
+        }
+      }
+    },
+  }
+}
+
+export function databaseFailureCounter(db: Kysely<any>, namespace: string, windowMs: number): FailureCounter {
+  const kdb = db as unknown as Kysely<Tables>
+  const full = (key: string) => `${namespace}|${key}`.slice(0, MAX_KEY_LENGTH)
+  return {
+    async peak(keys) {
+      const now = Date.now()
+      const rows = await kdb.selectFrom('rate_limits').select(['hits', 'expires_at']).where('key', 'in', keys.map(full)).where('expires_at', '>', now).execute()
+      let peak = { count: 0, ttl: 0 }
+      for (const row of rows) if (Number(row.hits) > peak.count) peak = { count: Number(row.hits), ttl: Number(row.expires_at) - now }
+      return peak
+    },
+    async add(keys) {
+      const now = Date.now()
+      for (const key of keys) await countHit(kdb, full(key), now, windowMs, Number.MAX_SAFE_INTEGER, false)
+    },
+  }
 }

@@ -1,14 +1,15 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
-import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { authenticateApiKeys, parseApiKeysHeader } from '../areas/api/service.ts'
-import { databaseRateLimitStore } from '../ops/rate-limit-store.ts'
+import { databaseFailureCounter, databaseRateLimitStore, memoryFailureCounter } from '../ops/rate-limit-store.ts'
 import { ConflictError, ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { findUserByUsername } from '../areas/auth/repository.ts'
+import { hasBadText } from './bodies.ts'
 import pkg from '../../package.json' with { type: 'json' }
 
 const HAS_API_KEYS = 'present'
@@ -36,26 +37,60 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** `METHOD /api/path` of every API route, for the OpenAPI completeness test. */
     apiRoutes: string[]
+    /** The API's one rate limit: every API route counts against the same budget per client. */
+    apiRateLimit: onRequestHookHandler
   }
 }
+
+/**
+ * Failed API-key attempts allowed per address and per access key in a minute; past them,
+ * any key attempt from that address (or for that access key) is answered 429 before the
+ * lookup and the HMAC it would cost.
+ */
+export const API_KEY_FAILURES_PER_MINUTE = 10
 
 export default fp(async (app) => {
   app.decorate('apiRoutes', [])
   app.addConstraintStrategy(apiKeysConstraint)
 
+  // On PostgreSQL (several processes) the counters live in the database; SQLite (one
+  // process) keeps them in memory.
+  const shared = app.dialect === 'postgres'
+  const failures = shared ? databaseFailureCounter(app.db, 'api-key-failures', 60_000) : memoryFailureCounter(60_000)
+  const store = shared ? databaseRateLimitStore(app.db, { namespace: 'api', onCleanupError: (err) => app.log.warn({ err }, 'rate-limit clean-up failed') }) : undefined
+  // One limiter (one store) for the whole API, added to each API route by registerApiRoutes.
+  await app.register(async (scope) => {
+    await scope.register(rateLimit, { global: false, max: app.config.apiRateLimitPerMinute, timeWindow: 60_000, keyGenerator: rateLimitKey, ...(store ? { store } : {}) })
+    app.decorate('apiRateLimit', scope.rateLimit() as unknown as onRequestHookHandler)
+  })
+
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     // Most requests carry neither header: no promise for them.
     if (!('x-apikeys' in request.headers) && !('x-impersonate' in request.headers)) return done()
-    authenticateRequest(request).then(() => done(), done)
+    authenticateRequest(request, reply).then(() => done(), done)
   })
-  async function authenticateRequest(request: FastifyRequest) {
+  async function authenticateRequest(request: FastifyRequest, reply: FastifyReply) {
     if ('x-apikeys' in request.headers) {
-      const user = await authenticateApiKeys(app, request.headers['x-apikeys'])
-      if (!user) throw new UnauthorizedError('Invalid API keys.')
+      const keys = parseApiKeysHeader(request.headers['x-apikeys'])
+      const counted = [`ip:${normalizeIP(request.ip)}`, ...(keys ? [`key:${keys.accessKey}`] : [])]
+      const peak = await failures.peak(counted)
+      if (peak.count >= API_KEY_FAILURES_PER_MINUTE) {
+        reply.header('Retry-After', String(Math.max(1, Math.ceil(peak.ttl / 1000))))
+        throw new HttpError(429, 'Too many failed API key attempts. Try again later.')
+      }
+      const user = keys ? await authenticateApiKeys(app, keys) : null
+      if (!user) {
+        await failures.add(counted)
+        throw new UnauthorizedError('Invalid API keys.')
+      }
       request.auth = { user, session: null, via: 'api-key', has2fa: false, assistedBy: null }
     }
-    if ('x-impersonate' in request.headers && request.auth) await impersonate(request)
+    if ('x-impersonate' in request.headers) {
+      // For API-key calls to the API only: a browser assists instead (time-limited, marked, audited).
+      if (request.auth?.via !== 'api-key' || !request.routeOptions.config.api) throw new HttpError(400, 'X-Impersonate is accepted only on API calls authenticated by API keys.')
+      await impersonate(request)
+    }
   }
 
   await app.register(swagger, {
@@ -81,7 +116,7 @@ async function impersonate(request: FastifyRequest): Promise<void> {
   const auth = request.auth!
   const username = /^\s*username\s*=\s*(\S+)\s*$/.exec(String(request.headers['x-impersonate']))?.[1]?.toLowerCase()
   if (auth.user.role !== ADMINISTRATOR || auth.assistedBy) throw new ForbiddenError('Only an Administrator can impersonate a user.')
-  if (!username) throw new HttpError(400, 'X-Impersonate must be username=<username>.')
+  if (!username || hasBadText(username)) throw new HttpError(400, 'X-Impersonate must be username=<username>.')
   const target = await findUserByUsername(request.server.db, username)
   if (!target) throw new NotFoundError('No user has this username.')
   if (target.id === auth.user.id) throw new ConflictError('You cannot impersonate yourself.')
@@ -99,23 +134,13 @@ function rateLimitKey(request: FastifyRequest): string {
  * for requests with X-ApiKeys (hidden from the OpenAPI document, which lists `/api`).
  */
 export async function registerApiRoutes(app: FastifyInstance, routes: FastifyPluginAsync): Promise<void> {
-  // On PostgreSQL (several processes) the counters live in the database, one budget per
-  // client across the whole API; SQLite (one process) keeps the in-memory store.
-  const store = app.dialect === 'postgres'
-    ? databaseRateLimitStore(app.db, { namespace: 'api', onCleanupError: (err) => app.log.warn({ err }, 'rate-limit clean-up failed') })
-    : undefined
   for (const [prefix, constrained] of [['/api', false], ['', true]] as const) {
     await app.register(async (scope) => {
       scope.setValidatorCompiler(validatorCompiler)
       scope.setSerializerCompiler(serializerCompiler)
-      await scope.register(rateLimit, {
-        max: app.config.apiRateLimitPerMinute,
-        timeWindow: 60_000,
-        keyGenerator: rateLimitKey,
-        ...(store ? { store } : {}),
-      })
       scope.addHook('onRoute', (route) => {
         ;(route.config as { api?: boolean }).api = true
+        route.onRequest = [...(route.onRequest ? [route.onRequest].flat() : []), app.apiRateLimit]
         if (constrained) route.constraints = { ...route.constraints, apiKeys: HAS_API_KEYS }
         else if (route.method !== 'HEAD') app.apiRoutes.push(`${String(route.method)} ${route.url}`)
       })

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest, preHandlerHookHandler } from 'fastify'
+import type { FastifyRequest, preHandlerHookHandler, preParsingHookHandler } from 'fastify'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { CsrfError, ForbiddenError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
 import { getSettings, recentSettings } from '../areas/settings/service.ts'
@@ -19,23 +19,40 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
 }
 
 /**
- * The one gate every route passes: who may call it, then CSRF for unsafe browser requests.
+ * The one gate every route passes: who may call it, checked before the body is read or
+ * validated (the request is authenticated in onRequest, by session.ts and api.ts), so that
+ * a caller without access gets 401/403 without sending or having checked a byte of body.
  * A callback hook that answers at once unless the portal's settings must be read first.
  */
-const guard: preHandlerHookHandler = function (request, _reply, done) {
+const gate: preParsingHookHandler = function (request, reply, payload, done) {
+  const refuse = (err: Error) => {
+    // The body will not be read: close the connection rather than drain it.
+    if (Number(request.headers['content-length']) > 0 || 'transfer-encoding' in request.headers) reply.header('Connection', 'close')
+    done(err)
+  }
   let pending: Promise<void> | undefined
   try {
     pending = checkAccess(request)
   } catch (err) {
+    return refuse(err as Error)
+  }
+  if (pending) pending.then(() => done(null, payload), refuse)
+  else done(null, payload)
+}
+
+/** Then CSRF for unsafe browser requests, which needs the parsed body (the _csrf field). */
+const csrfGuard: preHandlerHookHandler = function (request, _reply, done) {
+  try {
+    checkCsrf(request)
+  } catch (err) {
     return done(err as Error)
   }
-  if (pending) pending.then(() => done(), done)
-  else done()
+  done()
 }
 
 function checkAccess(request: FastifyRequest): Promise<void> | undefined {
   const { access } = request.routeOptions.config
-  if (access === 'public') return checkCsrf(request)
+  if (access === 'public') return undefined
   const auth = request.auth
   if (!auth) throw new UnauthorizedError()
   // API keys reach the API only: pages (and their forms) need a browser session.
@@ -49,7 +66,7 @@ function checkAccess(request: FastifyRequest): Promise<void> | undefined {
     if (settings.require2fa) throw new TwoFactorSetupRequiredError()
   }
   if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
-  return checkCsrf(request)
+  return undefined
 }
 
 function checkCsrf(request: FastifyRequest): undefined {
@@ -74,7 +91,7 @@ export default fp(async (app) => {
       if (PUBLIC_PREFIXES.some((p) => url.startsWith(p)) && route.method !== 'POST') config.access = 'public'
       else throw new Error(`Route ${String(route.method)} ${url} does not declare config.access`)
     }
-    const existing = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : []
-    route.preHandler = [guard, ...existing]
+    route.preParsing = [gate, ...(route.preParsing ? [route.preParsing].flat() : [])]
+    route.preHandler = [csrfGuard, ...(route.preHandler ? [route.preHandler].flat() : [])]
   })
 })

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ZodError } from 'zod'
 import { HttpError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
 import { isHtmx } from './session.ts'
+import { BadTextError } from './bodies.ts'
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -38,7 +39,7 @@ export default fp(async (app) => {
       if (isHtmx(request)) return reply.header('HX-Redirect', detour).code((error as HttpError).statusCode).send()
       return reply.redirect(detour, 303)
     }
-    if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message)
+    if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message, error instanceof BadTextError ? { errors: error.errors } : {})
     // A form or query that does not parse: a clear 400, never a 500.
     if ((error as unknown) instanceof ZodError) {
       const issues = (error as unknown as ZodError).issues

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { MultipartFile } from '@fastify/multipart'
+import rateLimit from '@fastify/rate-limit'
+import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import { flash, redirect } from '../../plugins/session.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, type ImportPreview, accountsCsvStream, exportFilename, readImport, signImport, templateCsv, verifyImport } from './csv.ts'
@@ -13,12 +15,22 @@ import { audit } from '../audit/service.ts'
 const PREVIEW_ROWS = 20
 /** Rows with errors listed in the preview. */
 const ERROR_ROWS = 200
+/** Uploads and confirmations, each, per user in a minute. */
+export const IMPORT_RATE_LIMIT_PER_MINUTE = 10
 
 export const EXPORT_URL = '/accounts/export.csv'
 export const IMPORT_URL = '/accounts/import'
 
 /** CSV export (every role, its visible accounts) and import (Administrator). */
 const routes: FastifyPluginAsync = async (app) => {
+  // An import is heavy (a 5 MB file, 10,000 rows written): a few a minute per user (or address).
+  await app.register(rateLimit, {
+    global: false,
+    keyGenerator: (request) => (request.auth ? `user:${request.auth.user.id}` : `ip:${request.ip}`),
+    ...(app.dialect === 'postgres' ? { store: databaseRateLimitStore(app.db, { namespace: 'import' }) } : {}),
+  })
+  const importRateLimit = { max: IMPORT_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000 }
+
   app.get(EXPORT_URL, { config: { access: 'user' } }, async (request, reply) => {
     // The Accounts page's query string: the export holds what the page's search and filters show.
     const q = listQuerySchema.parse(request.query ?? {})
@@ -60,9 +72,12 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post(IMPORT_URL, {
     config: {
       access: 'administrator',
+      rateLimit: importRateLimit,
       // One CSV of up to 5 MB; a larger one arrives truncated and is refused with a message.
       multipartOptions: { limits: { fileSize: MAX_IMPORT_BYTES, files: 1 }, throwFileSizeLimit: false } as never,
     },
+    // Room for a file somewhat over the limit, so that it gets the message rather than a 413.
+    bodyLimit: 3 * MAX_IMPORT_BYTES,
   }, async (request, reply) => {
     const body = (request.body ?? {}) as { file?: MultipartFile | MultipartFile[] }
     const file = Array.isArray(body.file) ? body.file[0] : body.file
@@ -98,7 +113,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Confirmation: the preview's signed rows, written all-or-nothing.
   app.post(`${IMPORT_URL}/confirm`, {
-    config: { access: 'administrator' },
+    config: { access: 'administrator', rateLimit: importRateLimit },
     // The signed rows of a 10,000-row file (deflated) fit well within this.
     bodyLimit: 32 * 1024 * 1024,
   }, async (request, reply) => {

@@ -50,10 +50,8 @@ export async function generateApiKeys(request: FastifyRequest, user: User): Prom
   return { accessKey, secretKey }
 }
 
-/** The enabled user owning these keys, or null. Records the use at most once a minute. */
-export async function authenticateApiKeys(app: FastifyInstance, header: string | string[] | undefined): Promise<User | null> {
-  const keys = parseApiKeysHeader(header)
-  if (!keys) return null
+/** The enabled user owning these keys (from parseApiKeysHeader), or null. Records the use at most once a minute. */
+export async function authenticateApiKeys(app: FastifyInstance, keys: { accessKey: string; secretKey: string }): Promise<User | null> {
   const row = await repo.findKeyWithUser(app.db, keys.accessKey)
   const expected = row?.secret_hash ?? 'x'.repeat(43)
   const matches = safeEqual(hmac(apiKeyHashKey(app), keys.secretKey), expected)
