@@ -131,6 +131,9 @@ const routes: FastifyPluginAsync = async (app) => {
       ...values,
       licensed_assets: service.numberFromForm(values.licensed_assets),
       licensed_assets_limit: service.numberFromForm(values.licensed_assets_limit),
+      // A browser posts every field; an empty Instance URL or Contact Email is none.
+      instance_url: values.instance_url || null,
+      contact_email: values.contact_email || null,
       license_expiration_date: expiry,
       domains: values.domains.split(/[\s,]+/).filter(Boolean),
     }
