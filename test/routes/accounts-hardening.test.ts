@@ -115,8 +115,9 @@ for (const dialect of dialects) {
       payload: 'custom_name=&notes=',
     })
     t.ok(plain.statusCode < 500, `a text/plain body answers ${plain.statusCode}`)
-    row = await accountByUuid(app, account.uuid)
-    t.same([row.custom_name, row.notes], ['After', 'Renewal handled by Sam'], 'a text/plain body blanks nothing')
+    const unchanged = await accountByUuid(app, account.uuid)
+    t.same([unchanged.custom_name, unchanged.notes], ['After', 'Renewal handled by Sam'], 'a text/plain body blanks nothing')
+    t.equal(Number(unchanged.modified_at), Number(row.modified_at), 'and changes nothing at all')
 
     await client.get(`/accounts/${account.uuid}/edit`)
     const cleared = await client.post(`/accounts/${account.uuid}/edit`, { custom_name: 'After', notes: '' })

@@ -42,6 +42,8 @@ export async function editAccount(request: FastifyRequest, account: Account, inp
   const changes: { custom_name?: string | null; notes?: string } = {}
   if (parsed.data.custom_name !== undefined) changes.custom_name = parsed.data.custom_name || null
   if (parsed.data.notes !== undefined) changes.notes = parsed.data.notes.replace(/\r\n/g, '\n')
+  // A form that carries neither field (or a body that is no form) changes nothing.
+  if (changes.custom_name === undefined && changes.notes === undefined) return account
   const now = Date.now()
   const updated = await db.transaction().execute(async (trx) => {
     if (changes.custom_name !== undefined && changes.custom_name !== account.custom_name) {
