@@ -76,7 +76,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await handle.db.destroy()
   })
   await migrateToLatest(handle.db, { pgSchema: options.pgSchema })
-  await clearExpiredMessages(handle.db)
+  // Reset links and codes that expired while the portal was stopped (a read-only database
+  // is the readiness check's business, not a reason to fail here).
+  await clearExpiredMessages(handle.db).catch((err: unknown) => app.log.warn({ err }, 'could not clear expired outbox messages'))
 
   app.decorate('keys', {
     session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey),
