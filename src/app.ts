@@ -5,7 +5,7 @@ import type { Config } from './config.ts'
 import { openDatabase } from './db/index.ts'
 import { migrateToLatest } from './db/migrations.ts'
 import { loadOrCreateKey } from './lib/keys.ts'
-import { Messenger, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
+import { Messenger, clearExpiredMessages, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
 import metrics from './ops/metrics.ts'
@@ -78,6 +78,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await handle.db.destroy()
   })
   await migrateToLatest(handle.db, { pgSchema: options.pgSchema })
+  // Reset links and codes that expired while the portal was stopped (a read-only database
+  // is the readiness check's business, not a reason to fail here).
+  await clearExpiredMessages(handle.db).catch((err: unknown) => app.log.warn({ err }, 'could not clear expired outbox messages'))
 
   app.decorate('keys', {
     session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey),

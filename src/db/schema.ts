@@ -85,6 +85,8 @@ export interface OutboxTable {
   attempts: Generated<number>
   sent_at: number | null
   error: string | null
+  /** When the secret the message carries (a link, a code) expires; its content is cleared then. Null: none, or cleared. */
+  expires_at: number | null
 }
 
 export interface SettingsTable {

@@ -9,6 +9,11 @@ export interface OutboundMessage {
   to: string
   subject: string
   text: string
+  /**
+   * When the secret in the text (a reset link, a verification code) stops working: a message
+   * kept in the outbox (no transport) has its text cleared then, by clearExpiredMessages.
+   */
+  expiresAt?: number
 }
 
 export interface Transport {
@@ -42,11 +47,31 @@ export class SmsWebhookTransport implements Transport {
   }
 }
 
+/** What a kept message's text becomes once its link or code has expired. */
+export const EXPIRED_BODY = '(The link or code in this message has expired; its text was cleared.)'
+
+/**
+ * Clears the text of every kept message whose secret has expired, leaving a line that says
+ * so: without SMTP or an SMS gateway the outbox is the delivery, and it must not keep reset
+ * links and codes in plaintext after they stop working. Runs at start-up, before every
+ * outbox write and before the outbox is read (no timer: nothing keeps a process alive).
+ */
+export async function clearExpiredMessages(db: Kysely<Database>, now = Date.now()): Promise<number> {
+  const res = await db
+    .updateTable('outbox')
+    .set({ body: EXPIRED_BODY, expires_at: null })
+    .where('expires_at', 'is not', null)
+    .where('expires_at', '<=', now)
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}
+
 /**
  * The one way out for mail and text messages. Every message is first written to the
  * outbox table (so nothing acknowledged is lost); when a transport for its kind is
  * configured it is then delivered and its content cleared from the table. Without one,
- * the table is the delivery: an operator reads it with `mssp-portal outbox`.
+ * the table is the delivery: an operator reads it with `mssp-portal outbox`, until the
+ * secret it carries expires (clearExpiredMessages).
  */
 export class Messenger {
   constructor(
@@ -65,6 +90,8 @@ export class Messenger {
   async send(message: OutboundMessage): Promise<string> {
     const id = uuid()
     const transport = this.transports[message.kind]
+    // Best effort: a clearing that fails (two processes clearing the same rows) is done by the next write.
+    await clearExpiredMessages(this.db).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not clear expired outbox messages'))
     await this.db
       .insertInto('outbox')
       .values({
@@ -75,6 +102,7 @@ export class Messenger {
         subject: message.subject,
         body: message.text,
         status: transport ? 'sending' : 'stored',
+        expires_at: message.expiresAt ?? null,
       })
       .execute()
     this.log.info({ kind: message.kind, recipient: message.to }, 'message queued')
@@ -87,7 +115,7 @@ export class Messenger {
       await transport.deliver(message)
       await this.db
         .updateTable('outbox')
-        .set({ status: 'sent', sent_at: Date.now(), body: '', attempts: 1 })
+        .set({ status: 'sent', sent_at: Date.now(), body: '', expires_at: null, attempts: 1 })
         .where('id', '=', id)
         .execute()
     } catch (err) {
@@ -101,6 +129,13 @@ export class Messenger {
   }
 }
 
-export function latestMessages(db: Kysely<Database>, limit = 20): Promise<OutboxMessage[]> {
-  return db.selectFrom('outbox').selectAll().orderBy('created_at', 'desc').limit(limit).execute()
+/**
+ * The latest messages, for `mssp-portal outbox`; expired secrets are cleared first. An
+ * operator who may only read the database still never sees one: they are left out as read.
+ */
+export async function latestMessages(db: Kysely<Database>, limit = 20): Promise<OutboxMessage[]> {
+  const now = Date.now()
+  await clearExpiredMessages(db, now).catch(() => 0)
+  const rows = await db.selectFrom('outbox').selectAll().orderBy('created_at', 'desc').limit(limit).execute()
+  return rows.map((m) => (m.expires_at !== null && m.expires_at <= now ? { ...m, body: EXPIRED_BODY, expires_at: null } : m))
 }

@@ -33,7 +33,8 @@ if (!url) {
 
     const target = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}`
     const lines: string[] = []
-    const counts = await copyToPostgres(dataDir, target, (l) => lines.push(l))
+    const { counts, notCopied } = await copyToPostgres(dataDir, target, (l) => lines.push(l))
+    t.same(notCopied, [], 'every row copied')
     t.equal(counts.accounts, before.length)
     t.ok(counts.users >= 7 && counts.logos >= 3 && counts.audit_events > 0)
     await t.rejects(copyToPostgres(dataDir, target, () => {}), /already has users/, 'only into an empty database')

@@ -88,7 +88,6 @@ function list(value: unknown): unknown {
   return value
 }
 const blankToNull = (value: unknown) => (value === '' ? null : value)
-const blankToUndefined = (value: unknown) => (value === '' ? undefined : value)
 const csrfField = z.string().optional().describe('CSRF token, for browser form posts only')
 
 function formFriendly<T extends z.ZodRawShape>(shape: T) {
@@ -97,9 +96,9 @@ function formFriendly<T extends z.ZodRawShape>(shape: T) {
     ...shape,
     licensed_apps: z.preprocess(list, s.licensed_apps!).describe('Licensed app codes (vm, was, cs): an array, repeated form keys, or comma-separated'),
     domains: z.preprocess(list, s.domains!).describe('Domain names: an array, repeated form keys, or comma-separated'),
-    licensed_assets: z.preprocess(blankToUndefined, s.licensed_assets!),
-    licensed_assets_limit: z.preprocess(blankToUndefined, s.licensed_assets_limit!),
-    license_expiration_date: z.preprocess(blankToNull, s.license_expiration_date!).describe('Epoch milliseconds, or null'),
+    licensed_assets: z.preprocess(service.numberFromForm, s.licensed_assets!).describe('A whole number (JSON number, or digits in a form)'),
+    licensed_assets_limit: z.preprocess(service.numberFromForm, s.licensed_assets_limit!).describe('A whole number (JSON number, or digits in a form)'),
+    license_expiration_date: z.preprocess((v) => service.numberFromForm(blankToNull(v)), s.license_expiration_date!).describe('Epoch milliseconds, or null'),
     instance_url: z.preprocess(blankToNull, s.instance_url!),
     contact_email: z.preprocess(blankToNull, s.contact_email!),
     _csrf: csrfField,

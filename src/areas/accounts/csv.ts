@@ -128,8 +128,10 @@ export function exportFilename(now = new Date()): string {
 }
 
 function csvOptions(columns: CsvColumn[]) {
-  // A BOM so that Excel reads UTF-8; CRLF as RFC 4180 says.
-  return { header: true, bom: true, record_delimiter: 'windows' as const, columns: columns.map((c) => ({ key: c.key, header: c.header })) }
+  // A BOM so that Excel reads UTF-8; CRLF as RFC 4180 says. With a record delimiter given,
+  // csv-stringify quotes only cells holding that CRLF unless told to quote any CR or LF too:
+  // a bare CR left unquoted starts a new row for readers that break lines on CR.
+  return { header: true, bom: true, record_delimiter: 'windows' as const, quote_record_delimiter: true, columns: columns.map((c) => ({ key: c.key, header: c.header })) }
 }
 
 /**

@@ -56,6 +56,14 @@ function stateParams(q: ListQuery) {
   return { q: q.q, sort: q.sort === 'container_name' ? undefined : q.sort, dir: q.dir === 'asc' ? undefined : q.dir, app: q.app, region: q.region, expires: q.expires }
 }
 
+/** The named fields a form post carries (absent ones stay absent); nothing from a body that is not a form. */
+function formFields<K extends string>(body: unknown, names: readonly K[]): Partial<Record<K, unknown>> {
+  const fields: Partial<Record<K, unknown>> = {}
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return fields
+  for (const name of names) if (Object.hasOwn(body, name)) fields[name] = (body as Record<string, unknown>)[name]
+  return fields
+}
+
 function selectedUuids(body: unknown): string[] {
   const raw = (body as Record<string, unknown> | undefined)?.account
   const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]
@@ -75,7 +83,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const { q, currentQuery } = pageQuery(request)
     const data = await listData(request, q)
     const htmx = isHtmx(request)
-    const regions = htmx ? [] : await repo.distinctRegions(app.db)
+    const regions = htmx ? [] : await repo.distinctRegions(app.db, request.auth!.user)
     const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, request.auth!.user.id)
     return reply.render('accounts/index', { title: 'Accounts', ...data, regions, savedSearches, currentQuery }, { fragment: 'accounts/_results' })
   })
@@ -93,7 +101,7 @@ const routes: FastifyPluginAsync = async (app) => {
         const q = listQuerySchema.parse(Object.fromEntries(new URLSearchParams(saved.normaliseQuery(query))))
         const data = await listData(request, q)
         reply.code(422)
-        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db), savedSearches: await saved.listSavedSearches(app.db, request.auth!.user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
+        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db, request.auth!.user), savedSearches: await saved.listSavedSearches(app.db, request.auth!.user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
       }
       throw err
     }
@@ -124,6 +132,11 @@ const routes: FastifyPluginAsync = async (app) => {
     const expiry = values.license_expiration ? Date.parse(`${values.license_expiration}T00:00:00Z`) : null
     const input = {
       ...values,
+      licensed_assets: service.numberFromForm(values.licensed_assets),
+      licensed_assets_limit: service.numberFromForm(values.licensed_assets_limit),
+      // A browser posts every field; an empty Instance URL or Contact Email is none.
+      instance_url: values.instance_url || null,
+      contact_email: values.contact_email || null,
       license_expiration_date: expiry,
       domains: values.domains.split(/[\s,]+/).filter(Boolean),
     }
@@ -164,13 +177,14 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
     const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const input = { custom_name: body.custom_name ?? '', notes: body.notes ?? '' }
+    // A form changes only the fields it carries: a post without `notes` keeps the notes, and
+    // a body that is no form at all (text/plain arrives as a string) carries none.
+    const input = formFields(request.body, ['custom_name', 'notes'])
     try {
       await service.editAccount(request, account, input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      return renderEdit(request, reply, account, { errors: err.fieldErrors, alert: err.message, values: input }, 422)
+      return renderEdit(request, reply, account, { errors: err.fieldErrors, alert: err.message, values: { custom_name: account.custom_name ?? '', notes: account.notes, ...input } }, 422)
     }
     if (isHtmx(request)) {
       const updated = await service.requireVisibleAccount(request, account.uuid)

@@ -42,6 +42,8 @@ export async function editAccount(request: FastifyRequest, account: Account, inp
   const changes: { custom_name?: string | null; notes?: string } = {}
   if (parsed.data.custom_name !== undefined) changes.custom_name = parsed.data.custom_name || null
   if (parsed.data.notes !== undefined) changes.notes = parsed.data.notes.replace(/\r\n/g, '\n')
+  // A form that carries neither field (or a body that is no form) changes nothing.
+  if (changes.custom_name === undefined && changes.notes === undefined) return account
   const now = Date.now()
   const updated = await db.transaction().execute(async (trx) => {
     if (changes.custom_name !== undefined && changes.custom_name !== account.custom_name) {
@@ -66,6 +68,18 @@ export async function editAccount(request: FastifyRequest, account: Account, inp
   return updated
 }
 
+// Numbers are numbers: no coercion, which would store true as 1 and null or [] as 0. Forms
+// carry text, so their readers turn digits into numbers first (numberFromForm).
+const wholeNumber = z.number({ error: 'Enter a whole number, 0 or more.' }).int('Enter a whole number, 0 or more.').min(0, 'Enter a whole number, 0 or more.').max(100_000_000)
+
+/** A form's text as a number when it is one (digits only); blank is absent; anything else as it came, for the schema to refuse. */
+export function numberFromForm(value: unknown): unknown {
+  if (typeof value !== 'string') return value
+  const text = value.trim()
+  if (text === '') return undefined
+  return /^\d{1,16}$/.test(text) ? Number(text) : value
+}
+
 const optionalText = (max: number) => z.string().trim().max(max).optional().nullable().transform((v) => v || null)
 
 /** Every field of API.md's account object that a caller may set. */
@@ -75,9 +89,9 @@ export const accountInputSchema = z.object({
   site_id: optionalText(100),
   region: optionalText(50),
   licensed_apps: z.array(z.enum(LICENSED_APP_CODES as [string, ...string[]])).max(3).default([]),
-  licensed_assets: z.coerce.number().int().min(0).max(100_000_000).default(0),
-  licensed_assets_limit: z.coerce.number().int().min(0).max(100_000_000).default(0),
-  license_expiration_date: z.coerce.number().int().min(0).max(8_640_000_000_000).optional().nullable(),
+  licensed_assets: wholeNumber.default(0),
+  licensed_assets_limit: wholeNumber.default(0),
+  license_expiration_date: z.number({ error: 'Enter the time as epoch milliseconds.' }).int().min(0).max(8_640_000_000_000).optional().nullable(),
   notes: z.string().max(10_000).default(''),
   lms_customer_id: optionalText(100),
   sso_username: optionalText(254),

@@ -150,6 +150,7 @@ export async function requestPasswordReset(request: FastifyRequest, usernameInpu
     kind: 'email',
     to: user.email ?? user.username,
     subject: 'Reset your MSSP Portal password',
+    expiresAt: now + RESET_TOKEN_MINUTES * 60_000,
     text: `Hello ${user.name},\n\nSomeone (hopefully you) asked to reset the password of ${user.username} on the MSSP Portal.\nOpen this link within ${RESET_TOKEN_MINUTES} minutes to choose a new password:\n\n${link}\n\nThe link works once. If you did not ask for it, ignore this message: your password stays as it is.\n`,
   })
   await audit(app.db, request, { action: 'auth.password_reset_requested', actor: null, target: { type: 'user', id: user.uuid, name: user.username } })

@@ -82,9 +82,10 @@ export async function sendCode(app: FastifyInstance, opts: { boundTo: string; ch
   if (opts.channel === 'sms' && (await textCounter(app.db).hit(`user:${opts.userId}`, HOUR_MS, MAX_TEXTS_PER_HOUR)).current > MAX_TEXTS_PER_HOUR) throw new TextLimitError()
   const code = numericCode()
   await repo.voidCodesBoundTo(app.db, opts.boundTo, now)
-  await insertOneTimeCode(app.db, { id: uuid(), purpose: opts.purpose, user_id: opts.userId, code_hash: codeHash(opts.boundTo, code), created_at: now, expires_at: now + CODE_TTL_MS, bound_to: opts.boundTo })
+  const expiresAt = now + CODE_TTL_MS
+  await insertOneTimeCode(app.db, { id: uuid(), purpose: opts.purpose, user_id: opts.userId, code_hash: codeHash(opts.boundTo, code), created_at: now, expires_at: expiresAt, bound_to: opts.boundTo })
   const text = `Your MSSP Portal verification code is ${code}. It expires in 10 minutes. If you did not ask for it, ignore this message.`
-  await app.messenger.send(opts.channel === 'sms' ? { kind: 'sms', to: opts.to, subject: 'Verification code', text } : { kind: 'email', to: opts.to, subject: 'Your MSSP Portal verification code', text })
+  await app.messenger.send(opts.channel === 'sms' ? { kind: 'sms', to: opts.to, subject: 'Verification code', text, expiresAt } : { kind: 'email', to: opts.to, subject: 'Your MSSP Portal verification code', text, expiresAt })
 }
 
 /** Checks (and uses up) a code sent for `boundTo`. */
