@@ -36,7 +36,7 @@ t.test('a request in progress finishes, then the close completes at once despite
   const slow = get(agent, port, '/slow')
   await new Promise((r) => setTimeout(r, 50))
   const started = Date.now()
-  const code = await closeGracefully(app, 5_000)
+  const code = await closeGracefully(app, { timeoutMs: 5_000 })
   const took = Date.now() - started
   t.equal(code, 0)
   t.same(await slow, { status: 200, body: '{"done":true}' }, 'the request in progress got its answer')
@@ -45,7 +45,7 @@ t.test('a request in progress finishes, then the close completes at once despite
 
 t.test('a close that takes too long gives exit code 1', async (t) => {
   const { app } = await listening(t, (app) => app.addHook('onClose', () => new Promise((r) => setTimeout(r, 500))))
-  t.equal(await closeGracefully(app, 100), 1)
+  t.equal(await closeGracefully(app, { timeoutMs: 100 }), 1)
 })
 
 t.test('exitOnSignals: one signal, one graceful close, then exit', async (t) => {
