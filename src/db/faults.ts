@@ -29,10 +29,12 @@ export const isBusy = (code: string) => code.startsWith('SQLITE_BUSY')
 /**
  * PostgreSQL faults a client can only wait out: the server shutting down or refusing
  * connections (57P0x, 08xxx, 53300), a statement or lock timeout (57014, 55P03), a full disk
- * (53100), or no connection at all.
+ * (53100), no free connection in the pool in time, or no connection at all.
  */
 export function postgresFault(err: unknown): string | null {
   const code = (err as { code?: unknown } | null)?.code
+  // pg-pool's own errors carry no code: no free connection in time, or the server gone.
+  if (err instanceof Error && /^(timeout exceeded when trying to connect|Connection terminated)/.test(err.message)) return 'pool'
   if (typeof code !== 'string') return null
   if (/^(57P0\d|08...|53[123]00|57014|55P03)$/.test(code)) return code
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code)) return code

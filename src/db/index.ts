@@ -46,6 +46,8 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
     const pool = new pg.Pool({
       connectionString: opts.databaseUrl,
       max: 10,
+      // A request waits at most this long for a free connection, then answers 503.
+      connectionTimeoutMillis: 10_000,
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
     })
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyQueryLog() }), dialect: 'postgres' }
