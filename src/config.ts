@@ -46,6 +46,7 @@ export const configSchema = z.object({
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   ARGON2_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SHUTDOWN_DRAIN_SECONDS: z.coerce.number().min(0).max(300).default(5),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -74,6 +75,7 @@ export type Config = Readonly<{
   apiRateLimitPerMinute: number
   signInRateLimitPerMinute: number
   logLevel: string
+  shutdownDrainSeconds: number
   metricsToken: string | undefined
 }>
 
@@ -127,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiRateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
     signInRateLimitPerMinute: e.SIGNIN_RATE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
+    shutdownDrainSeconds: e.SHUTDOWN_DRAIN_SECONDS,
     metricsToken: e.METRICS_TOKEN,
   })
 }

@@ -14,7 +14,8 @@ export async function serve(config: Config): Promise<FastifyInstance> {
     throw err
   }
   await app.listen({ port: config.port, host: config.host })
-  // SIGTERM/SIGINT: finish the requests in progress, close, exit 0 (1 after 10 s).
-  exitOnSignals(app)
+  // SIGTERM/SIGINT: /readyz 503, serve on for the drain period, then close (finishing the
+  // requests in progress) and exit 0 (1 if closing takes more than 10 s).
+  exitOnSignals(app, { drainMs: config.shutdownDrainSeconds * 1000 })
   return app
 }

@@ -1,12 +1,14 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
 import { kyselyQueryLog } from '../ops/metrics.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
 import { allowDirectReads } from './prepared.ts'
+import { BUSY_BUDGET_MS, BUSY_MESSAGE, CANNOT_SAVE_MESSAGE, SqliteHealth, isBusy, sqliteFault } from './faults.ts'
+import { ServiceUnavailableError } from '../lib/errors.ts'
 
 /** The SQLite page cache of the portal's connection, in KiB (the bench's baseline uses it too). */
 export const SQLITE_CACHE_KIB = 128 * 1024
@@ -18,6 +20,14 @@ export interface DatabaseHandle {
   dialect: Dialect
   /** The SQLite file, for backups; undefined on PostgreSQL. */
   sqlite?: SQLite.Database
+  /** Whether writes to the SQLite file get through (/readyz); undefined on PostgreSQL. */
+  health?: SqliteHealth
+}
+
+const healthByDb = new WeakMap<Kysely<Database>, SqliteHealth>()
+/** The write health of a database opened by openDatabase on SQLite; undefined on PostgreSQL. */
+export function sqliteHealth(db: Kysely<Database>): SqliteHealth | undefined {
+  return healthByDb.get(db)
 }
 
 // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
@@ -36,24 +46,149 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
     const pool = new pg.Pool({
       connectionString: opts.databaseUrl,
       max: 10,
+      // A request waits at most this long for a free connection, then answers 503.
+      connectionTimeoutMillis: 10_000,
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
     })
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyQueryLog() }), dialect: 'postgres' }
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const file = opts.sqliteFile ?? path.join(opts.dataDir, 'portal.sqlite')
+  refuseReadOnly(opts.dataDir, file)
+  keepPrivate(file)
   const sqlite = new SQLite(file, { nativeBinding: SQLITE_NATIVE_BINDING })
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
-  sqlite.pragma('busy_timeout = 5000')
+  // Never wait for a lock on the event loop (better-sqlite3 is synchronous: a busy timeout
+  // would stall every request, /healthz included). The driver below waits asynchronously.
+  sqlite.pragma('busy_timeout = 0')
   // Up to 128 MiB of pages in memory (SQLite's default is 2 MiB, a few thousand accounts): a
   // search walking the accounts otherwise rereads them from the OS on every request.
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
+  const health = new SqliteHealth(sqlite)
+  const probed = health.probe()
+  if (probed && !isBusy(probed)) {
+    sqlite.close()
+    throw new Error(`The database ${file} cannot be written (${probed}): the portal would fail every change. Make it writable for the portal's user, then start again.`)
+  }
   const statements = withStatementCache(sqlite)
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }), log: kyselyQueryLog() })
+  const dialect = new FaultAwareSqliteDialect({ database: statements }, sqlite, health)
+  const db = new Kysely<Database>({ dialect, log: kyselyQueryLog() })
   allowDirectReads(db, sqlite, (sql) => statements.prepare(sql))
-  return { db, dialect: 'sqlite', sqlite }
+  healthByDb.set(db, health)
+  return { db, dialect: 'sqlite', sqlite, health }
+}
+
+/**
+ * A data folder or database file the portal cannot write is refused at start-up: better
+ * than serving pages while every change fails (SQLite would open the file read-only).
+ */
+function refuseReadOnly(dataDir: string, file: string): void {
+  for (const target of [dataDir, file]) {
+    try {
+      fs.accessSync(target, fs.constants.W_OK)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' && target === file) continue
+      const what = target === dataDir ? 'data folder' : 'database file'
+      throw new Error(`The ${what} ${target} is read-only (${code}): the portal cannot save anything there. Make it writable for the portal's user, then start again.`)
+    }
+  }
+}
+
+/**
+ * The database file readable by the portal's user only (0600), whatever the umask and the
+ * folder's mode: created so before SQLite opens it, and tightened if an older portal made it
+ * 0644. SQLite gives the -wal and -shm files it creates the main file's mode.
+ */
+function keepPrivate(file: string): void {
+  fs.closeSync(fs.openSync(file, 'a', 0o600))
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600)
+    } catch (err) {
+      // Absent, or owned by another user (then its owner decides): nothing to tighten.
+      if (!['ENOENT', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
+    }
+  }
+}
+
+/** Kysely's SQLite dialect with the fault-aware driver below. */
+class FaultAwareSqliteDialect extends SqliteDialect {
+  readonly #driver: () => Driver
+  constructor(config: SqliteDialectConfig, sqlite: SQLite.Database, health: SqliteHealth) {
+    super(config)
+    this.#driver = () => new FaultAwareSqliteDriver(config, sqlite, health)
+  }
+  override createDriver(): Driver {
+    return this.#driver()
+  }
+}
+
+/**
+ * Kysely's SQLite driver, changed in three ways:
+ * - transactions begin IMMEDIATE: the write lock is taken at the start, so SQLITE_BUSY can
+ *   come only at BEGIN (nothing done yet: safe to try again), never halfway through;
+ * - a statement refused with SQLITE_BUSY that SQLite did not apply (a statement outside any
+ *   transaction, the BEGIN, or a COMMIT that left the transaction open) is tried again
+ *   after a pause, asynchronously, for up to BUSY_BUDGET_MS; then, like SQLITE_FULL,
+ *   SQLITE_IOERR or SQLITE_READONLY, it fails as a ServiceUnavailableError (503);
+ * - ROLLBACK only when a transaction is open: SQLite rolls back by itself on some errors
+ *   (SQLITE_FULL), and Kysely's rollback would then throw "cannot rollback - no transaction
+ *   is active" in place of the real error.
+ * Other queries wait for the connection meanwhile, as they always did (Kysely's mutex), but
+ * asynchronously; reads outside transactions (preparedQuery) go on.
+ */
+class FaultAwareSqliteDriver extends SqliteDriver {
+  readonly #sqlite: SQLite.Database
+  readonly #health: SqliteHealth
+  #connection: DatabaseConnection | undefined
+  constructor(config: SqliteDialectConfig, sqlite: SQLite.Database, health: SqliteHealth) {
+    super(config)
+    this.#sqlite = sqlite
+    this.#health = health
+  }
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await super.acquireConnection()
+    return (this.#connection ??= faultAwareConnection(connection, this.#sqlite, this.#health))
+  }
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.#sqlite.inTransaction) await super.rollbackTransaction(connection)
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function faultAwareConnection(inner: DatabaseConnection, sqlite: SQLite.Database, health: SqliteHealth): DatabaseConnection {
+  return {
+    streamQuery: (query, chunkSize) => inner.streamQuery(query, chunkSize),
+    async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+      const started = Date.now()
+      for (let attempt = 0; ; attempt++) {
+        const inTransaction = sqlite.inTransaction
+        try {
+          const result = await inner.executeQuery<R>(query)
+          if (health.failing && (!inTransaction || /^\s*commit/i.test(query.sql)) && !/^\s*(select|begin)/i.test(query.sql)) health.writeSucceeded()
+          return result
+        } catch (err) {
+          const code = sqliteFault(err)
+          if (!code) throw err
+          const busy = isBusy(code)
+          const unapplied = !inTransaction || (/^\s*commit/i.test(query.sql) && sqlite.inTransaction)
+          if (busy && unapplied && Date.now() - started < BUSY_BUDGET_MS) {
+            await sleep(Math.min(100, 2 ** attempt))
+            continue
+          }
+          health.writeFailed(code, err)
+          throw busy ? new ServiceUnavailableError(BUSY_MESSAGE, 5, { cause: err }) : new ServiceUnavailableError(CANNOT_SAVE_MESSAGE, 60, { cause: err })
+        }
+      }
+    },
+  }
 }
 
 /**

@@ -62,3 +62,19 @@ export class TwoFactorSetupRequiredError extends HttpError {
     super(403, 'Set up two-factor authentication to continue: the portal requires it.')
   }
 }
+
+/**
+ * The portal cannot do this right now through no fault of the request (the database is
+ * locked for too long, the disk is full or read-only): 503 with Retry-After. Nothing the
+ * request asked for was saved.
+ */
+export class ServiceUnavailableError extends HttpError {
+  constructor(
+    message = 'The portal cannot save changes right now. Please try again in a few minutes.',
+    readonly retryAfterSeconds = 60,
+    options?: { cause?: unknown },
+  ) {
+    super(503, message)
+    if (options && 'cause' in options) this.cause = options.cause
+  }
+}

@@ -14,6 +14,8 @@ import pkg from '../../package.json' with { type: 'json' }
 // - mssp_sign_ins_total{outcome}: `signInCounter`, incremented by the sign-in code;
 // - mssp_db_query_duration_seconds{operation,outcome}: from Kysely's `log` option
 //   (`kyselyQueryLog()`);
+// - mssp_db_write_faults_total{code} and mssp_db_writes_failing: database faults (a lock
+//   held too long, a full disk, a read-only file), fed by src/db/faults.ts;
 // - Node's process metrics (CPU, memory, event loop lag, GC) and mssp_portal_info{version}.
 //
 // Who may read them: with METRICS_TOKEN set, only requests carrying
@@ -38,6 +40,20 @@ export const dbQueryDuration = new RequestHistogram({
   buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers: [processRegistry],
 })
+
+export const dbWriteFaults = new Counter({
+  name: 'mssp_db_write_faults_total',
+  help: 'Database statements refused by a fault (SQLITE_BUSY after the wait, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY), by code.',
+  labelNames: ['code'] as const,
+  registers: [processRegistry],
+})
+
+export const dbWritesFailing = new Gauge({
+  name: 'mssp_db_writes_failing',
+  help: '1 while the last database write failed with a fault (until one succeeds), else 0.',
+  registers: [processRegistry],
+})
+dbWritesFailing.set(0)
 
 new Gauge({ name: 'mssp_portal_info', help: 'The running portal version (always 1).', labelNames: ['version'] as const, registers: [processRegistry] }).set(
   { version: pkg.version },

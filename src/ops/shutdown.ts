@@ -1,8 +1,13 @@
+import type http from 'node:http'
 import type { FastifyInstance } from 'fastify'
 
-// Graceful shutdown (docs/operations.md): stop accepting connections, let the requests in
-// progress finish (Fastify answers new ones on open connections with 503), close the
-// database, exit 0; exit 1 if that takes longer than the timeout.
+// Graceful shutdown (docs/operations.md):
+// 1. drain: /readyz answers 503 at once, so that a load balancer stops sending, but every
+//    request is still served for the drain period; each answer carries `Connection: close`,
+//    so a client's keep-alive connection ends after its request in an orderly way (the
+//    client knows not to reuse it) instead of being cut under a request it just sent;
+// 2. close: stop accepting connections, close the idle ones, let the requests in progress
+//    finish, close the database, exit 0; exit 1 if closing takes longer than the timeout.
 //
 // Fastify closes the keep-alive connections that are idle when the close begins. A
 // connection whose request was still in progress goes idle a moment later and would then
@@ -12,8 +17,35 @@ import type { FastifyInstance } from 'fastify'
 
 export const SHUTDOWN_TIMEOUT_MS = 10_000
 
-/** Closes the app; resolves with the exit code: 0 closed, 1 failed or timed out. */
-export async function closeGracefully(app: FastifyInstance, timeoutMs = SHUTDOWN_TIMEOUT_MS): Promise<number> {
+const draining = new WeakSet<http.Server>()
+
+/** True from the shutdown signal on: /readyz answers 503. */
+export function isDraining(app: FastifyInstance): boolean {
+  return draining.has(app.server)
+}
+
+/** Starts the drain: /readyz says 503 and every answer from now on closes its connection. */
+export function beginDrain(app: FastifyInstance): void {
+  if (draining.has(app.server)) return
+  draining.add(app.server)
+  // Before Fastify's own listener, so that the header is set before anything is sent.
+  app.server.prependListener('request', (_request: http.IncomingMessage, response: http.ServerResponse) => {
+    response.setHeader('connection', 'close')
+  })
+}
+
+export interface CloseOptions {
+  /** Keep serving this long after the drain starts; default 0. */
+  drainMs?: number
+  /** Give up on the close (exit code 1) after this long; counted after the drain. */
+  timeoutMs?: number
+}
+
+/** Drains, then closes the app; resolves with the exit code: 0 closed, 1 failed or timed out. */
+export async function closeGracefully(app: FastifyInstance, opts: CloseOptions = {}): Promise<number> {
+  const { drainMs = 0, timeoutMs = SHUTDOWN_TIMEOUT_MS } = opts
+  beginDrain(app)
+  if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs))
   const sweep = setInterval(() => app.server.closeIdleConnections?.(), 50)
   sweep.unref()
   let timer: NodeJS.Timeout | undefined
@@ -39,21 +71,20 @@ export async function closeGracefully(app: FastifyInstance, timeoutMs = SHUTDOWN
   }
 }
 
-export interface SignalOptions {
-  timeoutMs?: number
+export interface SignalOptions extends CloseOptions {
   signals?: NodeJS.Signals[]
   exit?: (code: number) => void
 }
 
-/** On SIGTERM or SIGINT (once), closes the app gracefully and exits. Returns an uninstaller. */
+/** On SIGTERM or SIGINT (once), drains, closes the app gracefully and exits. Returns an uninstaller. */
 export function exitOnSignals(app: FastifyInstance, opts: SignalOptions = {}): () => void {
-  const { timeoutMs = SHUTDOWN_TIMEOUT_MS, signals = ['SIGTERM', 'SIGINT'], exit = (code) => process.exit(code) } = opts
+  const { signals = ['SIGTERM', 'SIGINT'], exit = (code) => process.exit(code), ...close } = opts
   let closing = false
   const handler = (signal: NodeJS.Signals) => {
     if (closing) return
     closing = true
-    app.log.info({ signal }, 'shutting down')
-    void closeGracefully(app, timeoutMs).then(exit)
+    app.log.info({ signal, drainMs: close.drainMs ?? 0 }, 'shutting down: draining, then closing')
+    void closeGracefully(app, close).then(exit)
   }
   for (const s of signals) process.on(s, handler)
   return () => {

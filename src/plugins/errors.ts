@@ -4,6 +4,7 @@ import { ZodError } from 'zod'
 import { HttpError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
 import { isHtmx } from './session.ts'
 import { BadTextError } from './bodies.ts'
+import { unavailableError } from '../db/faults.ts'
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -39,6 +40,9 @@ export default fp(async (app) => {
       if (isHtmx(request)) return reply.header('HX-Redirect', detour).code((error as HttpError).statusCode).send()
       return reply.redirect(detour, 303)
     }
+    // The database cannot save right now (locked, full, read-only): 503, try again later.
+    const unavailable = unavailableError(error)
+    if (unavailable) return sendError(request, reply.header('retry-after', String(unavailable.retryAfterSeconds)), 503, unavailable.message)
     if (error instanceof HttpError) return sendError(request, reply, error.statusCode, error.message, error instanceof BadTextError ? { errors: error.errors } : {})
     // A form or query that does not parse: a clear 400, never a 500.
     if ((error as unknown) instanceof ZodError) {

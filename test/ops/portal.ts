@@ -92,6 +92,8 @@ export async function startPortal(t: Tap, opts: StartOptions): Promise<PortalPro
         DATA_DIR: opts.dataDir,
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
         SIGNIN_RATE_LIMIT_PER_MINUTE: '10000',
+        // Tests stop portals often; the drain (default 5 s) is test/ops/drain.test.ts's business.
+        SHUTDOWN_DRAIN_SECONDS: '0',
         ...(opts.admin === false ? {} : { MSSP_ADMIN_USERNAME: ADMIN_USERNAME, MSSP_ADMIN_PASSWORD: PASSWORD }),
         ...opts.env,
       }),

@@ -36,7 +36,7 @@ t.test('a request in progress finishes, then the close completes at once despite
   const slow = get(agent, port, '/slow')
   await new Promise((r) => setTimeout(r, 50))
   const started = Date.now()
-  const code = await closeGracefully(app, 5_000)
+  const code = await closeGracefully(app, { timeoutMs: 5_000 })
   const took = Date.now() - started
   t.equal(code, 0)
   t.same(await slow, { status: 200, body: '{"done":true}' }, 'the request in progress got its answer')
@@ -45,7 +45,7 @@ t.test('a request in progress finishes, then the close completes at once despite
 
 t.test('a close that takes too long gives exit code 1', async (t) => {
   const { app } = await listening(t, (app) => app.addHook('onClose', () => new Promise((r) => setTimeout(r, 500))))
-  t.equal(await closeGracefully(app, 100), 1)
+  t.equal(await closeGracefully(app, { timeoutMs: 100 }), 1)
 })
 
 t.test('exitOnSignals: one signal, one graceful close, then exit', async (t) => {
@@ -58,4 +58,21 @@ t.test('exitOnSignals: one signal, one graceful close, then exit', async (t) => 
   await new Promise((r) => setTimeout(r, 300))
   t.same(codes, [0], 'exited once, with 0')
   t.notOk(app.server.listening, 'closed')
+})
+
+t.test('the drain: /readyz 503 at once, everything else served (closing its connection), then the close', async (t) => {
+  const { app, port } = await listening(t)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 })
+  t.teardown(() => agent.destroy())
+  t.equal((await get(agent, port, '/readyz')).status, 200)
+  const closing = closeGracefully(app, { drainMs: 400, timeoutMs: 5_000 })
+  const ready = await get(agent, port, '/readyz')
+  t.same(ready, { status: 503, body: '{"status":"shutting down"}' }, '/readyz says 503 during the drain')
+  const served = await new Promise<http.IncomingMessage>((resolve, reject) => http.get({ host: '127.0.0.1', port, path: '/healthz', agent }, resolve).on('error', reject))
+  served.resume()
+  t.equal(served.statusCode, 200, 'other requests are still served')
+  t.equal(served.headers.connection, 'close', 'and their answers close the connection')
+  t.ok(app.server.listening, 'still accepting during the drain')
+  t.equal(await closing, 0)
+  t.notOk(app.server.listening, 'closed after the drain')
 })
