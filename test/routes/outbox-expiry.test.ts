@@ -2,7 +2,7 @@
 // and a message's reset link or code is cleared from it once that secret expires.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { buildApp } from '../../src/app.ts'
 import { EXPIRED_BODY, latestMessages } from '../../src/lib/messages.ts'
 
@@ -57,7 +57,7 @@ for (const dialect of dialects) {
     const client = new Client(app)
     await client.signIn(user.username)
     await client.get('/my-account')
-    const res = await client.post('/my-account/two-factor/phone', { phone: '+1 (555) 123-4567' })
+    const res = await client.post('/my-account/two-factor/phone', { phone: '+1 (555) 123-4567', current_password: PASSWORD })
     t.equal(res.statusCode, 200)
     const sms = await app.db.selectFrom('outbox').selectAll().where('kind', '=', 'sms').executeTakeFirstOrThrow()
     t.match(sms.body, /code is \d{6}/)
