@@ -8,6 +8,7 @@ import { loadOrCreateKey } from './lib/keys.ts'
 import { Messenger, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
+import routeTable from './plugins/route-table.ts'
 import metrics from './ops/metrics.ts'
 import errors from './plugins/errors.ts'
 import security from './plugins/security.ts'
@@ -88,6 +89,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('messenger', new Messenger(handle.db, app.log, transports, new Set(config.smsViaOutbox ? ['email', 'sms'] : ['email'])))
 
   await app.register(authorization)
+  await app.register(routeTable)
   await app.register(metrics, { token: config.metricsToken })
   await app.register(formbody)
   // Uploads are small PNG logos: one file, size-limited before anything is decoded.
