@@ -93,19 +93,8 @@ async function seed(app: FastifyInstance, db: Kysely<Database>, passwordHash: st
   const accountA = await account('Customer A', logoA.id)
   const accountB = await account('Customer B', logoB.id)
 
-  const session = async (u: User, opts: { pending?: boolean; assist?: User } = {}) => {
-    const token = randomToken(32)
-    const id = sha256(token)
-    await insertSession(db, { id, pending_2fa: opts.pending ? 1 : 0, user_id: u.id, remember_me: 0, created_at: now, last_seen_at: now, expires_at: now + 3_600_000, ip: null, user_agent: null })
-    if (opts.assist) await setAssist(db, id, opts.assist.id, now)
-    return { cookie: cookieFor(app, { sid: token }), csrf: hmac(app.keys.session, `csrf:${token}`) }
-  }
-  const key = async (u: User) => {
-    const accessKey = crypto.randomBytes(32).toString('hex')
-    const secretKey = crypto.randomBytes(32).toString('hex')
-    await replaceApiKeys(db, { user_id: u.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: now })
-    return `accessKey=${accessKey};secretKey=${secretKey}`
-  }
+  const session = (u: User, opts: { pending?: boolean; assist?: User } = {}) => createSession(app, db, u, opts)
+  const key = (u: User) => createKey(app, db, u)
   const saved = async (u: User) => {
     const id = uuid()
     await db.insertInto('saved_searches').values({ uuid: id, user_id: u.id, name: `Saved ${w}`, query: 'q=Customer', created_at: now }).execute()
@@ -160,6 +149,24 @@ async function seed(app: FastifyInstance, db: Kysely<Database>, passwordHash: st
   await assignA(target)
   const successor = await user('successor', ADMINISTRATOR)
   return { actors, target, successor, accountA, accountB, logoA, logoB }
+}
+
+/** A new browser session for the user: its cookie and CSRF token. */
+export async function createSession(app: FastifyInstance, db: Kysely<Database>, u: User, opts: { pending?: boolean; assist?: User } = {}) {
+  const now = Date.now()
+  const token = randomToken(32)
+  const id = sha256(token)
+  await insertSession(db, { id, pending_2fa: opts.pending ? 1 : 0, user_id: u.id, remember_me: 0, created_at: now, last_seen_at: now, expires_at: now + 3_600_000, ip: null, user_agent: null })
+  if (opts.assist) await setAssist(db, id, opts.assist.id, now)
+  return { cookie: cookieFor(app, { sid: token }), csrf: hmac(app.keys.session, `csrf:${token}`) }
+}
+
+/** New API keys for the user (replacing theirs): the X-ApiKeys header. */
+export async function createKey(app: FastifyInstance, db: Kysely<Database>, u: User): Promise<string> {
+  const accessKey = crypto.randomBytes(32).toString('hex')
+  const secretKey = crypto.randomBytes(32).toString('hex')
+  await replaceApiKeys(db, { user_id: u.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
+  return `accessKey=${accessKey};secretKey=${secretKey}`
 }
 
 /** Well-formed X-ApiKeys that match no user. */

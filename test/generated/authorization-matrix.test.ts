@@ -1,8 +1,7 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { PASSWORD, buildTestApp, dialects } from '../helper.ts'
+import { PASSWORD, dialects } from '../helper.ts'
+import { buildGeneratedApp } from './app.ts'
 import { hashPassword } from '../../src/lib/passwords.ts'
 import { type Actor, type World, seedWorld } from './actors.ts'
 import { type OpenApiDocument, operationFor } from './bodies.ts'
@@ -16,23 +15,12 @@ import { UNSAFE, openApiPath, routeEntries } from './route-table.ts'
 
 const AUDITED_CELLS = 2217
 
-/**
- * The SQLite file in memory-backed /dev/shm where there is one: thousands of commits, each
- * an fsync on a disk, would be most of the run; durability is not what this checks.
- */
-function memoryDataDir(t: { teardown(fn: () => void): void }): Record<string, string> {
-  if (!fs.existsSync('/dev/shm')) return {}
-  const dir = fs.mkdtempSync(path.join('/dev/shm', 'mssp-matrix-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return { DATA_DIR: dir }
-}
-
 // The dialects run side by side: PostgreSQL's time is mostly spent waiting on its server.
 t.jobs = dialects.length
 for (const dialect of dialects) {
   t.test(`${dialect}: authorization matrix`, async (t) => {
     const started = Date.now()
-    const { app } = await buildTestApp(t, dialect, { SIGNIN_RATE_LIMIT_PER_MINUTE: '100000', API_RATE_LIMIT_PER_MINUTE: '1000000', ...memoryDataDir(t) })
+    const { app } = await buildGeneratedApp(t, dialect)
     const passwordHash = await hashPassword(PASSWORD)
     const doc = (await app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as OpenApiDocument
     // Reads first, while the database holds only the shared world (lists stay short).
