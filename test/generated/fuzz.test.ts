@@ -107,7 +107,13 @@ const QUERY_MUTATIONS: Mutation[] = [
   { name: 'repeated query keys', build: (c) => withQuery(c, `${pick(c.rand, ['limit', 'sort', 'dir', 'ft', 'q'])}=1&${pick(c.rand, ['limit', 'sort', 'dir', 'ft', 'q'])}=2&limit[]=3`) },
   { name: 'long query', build: (c) => withQuery(c, `${pick(c.rand, ['q', 'w', 'f'])}=${'z'.repeat(20_000)}`) },
   { name: 'bad filters', build: (c) => withQuery(c, `f=${encodeURIComponent(pick(c.rand, ['x:y:z', 'licensed_assets:gt:1e400', 'date.gt:99999-01-01', 'logo_uuid:eq:%00', ':::', 'action.eq:']))}`) },
+]
+
+/** Sent to every route with a path parameter. */
+const PATH_MUTATIONS: Mutation[] = [
   { name: 'invalid path id', build: (c) => (c.route.params.length ? { url: c.route.url.replace(/:\w+|\*/, pick(c.rand, BAD_IDS)).replace(/:\w+/g, 'x') } : null) },
+  // Out of range for an integer column (issue 15 item 17).
+  { name: '12-digit path id', build: (c) => (c.route.params.length ? { url: c.route.url.replace(/:\w+|\*/, '999999999999').replace(/:\w+/g, 'x') } : null) },
 ]
 
 // The dialects run side by side: PostgreSQL's time is mostly spent waiting on its server.
@@ -168,7 +174,7 @@ for (const dialect of dialects) t.test(`${dialect}: fuzz`, async (t) => {
       if (caller.viaKey && !route.api) continue
       // A seeded sample of the mutations for each route and caller: every kind is sent
       // across the run, a few thousand requests in all.
-      const mutations = [...(UNSAFE.has(route.method) ? sample(rand, BODY_MUTATIONS, 13) : []), ...sample(rand, QUERY_MUTATIONS, 4)]
+      const mutations = [...(UNSAFE.has(route.method) ? sample(rand, BODY_MUTATIONS, 13) : []), ...sample(rand, QUERY_MUTATIONS, 3), ...PATH_MUTATIONS]
       for (const mutation of mutations) {
         const base = (schema ? validValue(schema, 'body', refs) : {}) as Record<string, unknown>
         const fields = schema?.properties ? Object.keys(schema.properties).filter((f) => f !== '_csrf') : FORM_FIELDS
