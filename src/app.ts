@@ -8,6 +8,7 @@ import { loadOrCreateKey } from './lib/keys.ts'
 import { Messenger, clearExpiredMessages, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
+import routeTable from './plugins/route-table.ts'
 import metrics from './ops/metrics.ts'
 import bodies from './plugins/bodies.ts'
 import errors from './plugins/errors.ts'
@@ -93,6 +94,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('messenger', new Messenger(handle.db, app.log, transports, new Set(config.smsViaOutbox ? ['email', 'sms'] : ['email'])))
 
   await app.register(authorization)
+  await app.register(routeTable)
   await app.register(metrics, { token: config.metricsToken })
   await app.register(formbody)
   await app.register(bodies)
