@@ -70,6 +70,7 @@ for (const dialect of dialects) {
       t.same(failures, [], `${route.method} ${route.url}${route.keysOnly ? ' (with X-ApiKeys)' : ''} [${route.access}]`)
     }
     t.comment(`${dialect}: ${cells} cells over ${routes.length} routes in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-    t.ok(cells >= (dialect === 'sqlite' ? AUDITED_CELLS : 1), `at least as many cells as the audit ran (${AUDITED_CELLS}) on SQLite: ${cells}`)
+    if (dialect === 'sqlite') t.ok(cells >= AUDITED_CELLS, `at least as many cells as the audit ran (${AUDITED_CELLS}): ${cells}`)
+    else t.ok(cells > 0, `${dialect}: the API routes, ${cells} cells`)
   })
 }
