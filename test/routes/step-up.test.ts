@@ -99,8 +99,13 @@ for (const dialect of dialects) {
       t.ok(secret, 'the QR code and key')
       const stored = await twoFactorRow(app, user.id)
       const again = await c.get('/my-account/two-factor/authenticator')
-      t.equal(secretOf(again.body), secret, 'a fresh pending secret is shown again')
-      t.same(await twoFactorRow(app, user.id), stored, 'and showing it changed nothing')
+      t.equal(secretOf(again.body), null, 'the pending secret is never shown again by a GET (another session could read it)')
+      t.match(again.body, 'name="current_password"', 'the page asks for the password again')
+      t.same(await twoFactorRow(app, user.id), stored, 'and the GET changed nothing')
+      const mistyped = await c.post('/my-account/two-factor/authenticator', { code: '000000' === totpCodeAt(secret!) ? '111111' : '000000' })
+      t.equal(mistyped.statusCode, 422, 'a wrong code is refused')
+      t.equal(secretOf(mistyped.body), null, 'and is not answered with the secret')
+      t.match(mistyped.body, 'name="code"', 'the code can be typed again')
 
       // A stale one is neither shown nor accepted.
       await app.db.updateTable('two_factor').set({ pending_totp_created_at: Date.now() - PENDING_TOTP_TTL_MS - 1000 }).where('user_id', '=', user.id).execute()

@@ -125,25 +125,27 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   // The authenticator app (beyond the guide): the current password, then a QR code and the
-  // secret as text. Only the POST makes a secret; the page shows a fresh one again.
-  async function renderTotp(request: FastifyRequest, reply: FastifyReply, secret: string | null, extra: Record<string, unknown> = {}, status?: number) {
+  // secret as text. The secret is shown once, in the answer to the password: never by a GET
+  // nor to a wrong code, so another session of the user cannot read it (and enrol it).
+  async function renderTotp(request: FastifyRequest, reply: FastifyReply, step: { secret: string } | 'password' | 'code', extra: Record<string, unknown> = {}, status?: number) {
     const view = { title: 'Authenticator App', replacing: Boolean((await findTwoFactor(app.db, request.auth!.user.id))?.totp_secret), ...extra }
-    if (!secret) return reply.render('my-account/authenticator', { ...view, step: 'password' }, { fragment: 'my-account/_authenticator', status })
-    const qr = await QRCode.toString(totpUri(secret, request.auth!.user.username), { type: 'svg', margin: 1, width: 200 })
-    return reply.render('my-account/authenticator', { ...view, step: 'code', qr, secret: secret.replace(/(.{4})/g, '$1 ').trim() }, { fragment: 'my-account/_authenticator', status })
+    const render = (data: Record<string, unknown>) => reply.render('my-account/authenticator', { ...view, ...data }, { fragment: 'my-account/_authenticator', status })
+    if (typeof step === 'string') return render({ step })
+    const qr = await QRCode.toString(totpUri(step.secret, request.auth!.user.username), { type: 'svg', margin: 1, width: 200 })
+    return render({ step: 'code', qr, secret: step.secret.replace(/(.{4})/g, '$1 ').trim() })
   }
 
-  app.get('/my-account/two-factor/authenticator', setup, async (request, reply) => renderTotp(request, reply, await service.pendingTotpSecret(request)))
+  app.get('/my-account/two-factor/authenticator', setup, async (request, reply) => renderTotp(request, reply, 'password'))
 
   app.post('/my-account/two-factor/authenticator/start', setup, async (request, reply) => {
     let secret: string
     try {
       secret = await service.startTotpSetup(request, str(request.body, 'current_password'))
     } catch (err) {
-      if (err instanceof ValidationError) return renderTotp(request, reply, null, { errors: err.fieldErrors }, 422)
+      if (err instanceof ValidationError) return renderTotp(request, reply, 'password', { errors: err.fieldErrors }, 422)
       throw err
     }
-    return renderTotp(request, reply, secret)
+    return renderTotp(request, reply, { secret })
   })
 
   app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
@@ -152,9 +154,8 @@ const routes: FastifyPluginAsync = async (app) => {
       recoveryCodes = await service.confirmTotpSetup(request, str(request.body, 'code'))
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      const secret = await service.pendingTotpSecret(request)
-      if (!secret) return renderTotp(request, reply, null, { alert: err.fieldErrors.code ?? err.message }, 422)
-      return renderTotp(request, reply, secret, { errors: err.fieldErrors }, 422)
+      if (!(await service.pendingTotpSecret(request))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
+      return renderTotp(request, reply, 'code', { errors: err.fieldErrors }, 422)
     }
     return renderSetup(request, reply, 'done', { recoveryCodes, method: 'authenticator' })
   })
