@@ -86,22 +86,28 @@ export async function isLastEnabledAdministrator(db: Db, user: User): Promise<bo
 
 export const OWN_PASSWORD = 'Change your own password in My Account: it asks for your current password.'
 export const OWN_TWO_FACTOR = 'Manage your own two-factor authentication in My Account.'
+export const ASSISTED_ACCESS = 'While assisting a user you cannot disable them or change their authorizations. Stop assisting first.'
+
+/** What the Users pages and API may change about how a user signs in. */
+type Credential = 'password' | 'two-factor' | 'api-keys' | 'authorizations' | 'disable'
 
 /**
- * Why this caller may not change this user's password, second factors or API keys here, or
- * null when they may. While assisting, the assisted user's credentials stay theirs (as on My
- * Account and the API's /session). One's own password and second factors change only in My
- * Account (or PUT /session/chpasswd), which ask for the current password; one's own API keys
- * may be generated here as there.
+ * Why this caller may not change this user's password, second factors, API keys,
+ * authorizations or enabled state here, or null when they may. While assisting (in the
+ * browser, or X-Impersonate), the assisted user's credentials and access stay theirs (as on My
+ * Account and the API's /session): the Administrator acting as them cannot change them nor
+ * disable them. One's own password and second factors change only in My Account (or PUT
+ * /session/chpasswd), which ask for the current password; one's own API keys may be generated
+ * here as there.
  */
-export function credentialsRefusal(request: FastifyRequest, user: User, credential: 'password' | 'two-factor' | 'api-keys'): string | null {
+export function credentialsRefusal(request: FastifyRequest, user: User, credential: Credential): string | null {
   const { user: actingAs, assistedBy } = request.auth!
-  if (assistedBy && user.id === actingAs.id) return ASSISTING_MESSAGE
+  if (assistedBy && user.id === actingAs.id) return credential === 'authorizations' || credential === 'disable' ? ASSISTED_ACCESS : ASSISTING_MESSAGE
   if (user.id !== (assistedBy ?? actingAs).id) return null
   return credential === 'password' ? OWN_PASSWORD : credential === 'two-factor' ? OWN_TWO_FACTOR : null
 }
 
-function refuseCredentials(request: FastifyRequest, user: User, credential: 'two-factor' | 'api-keys'): void {
+function refuseCredentials(request: FastifyRequest, user: User, credential: Exclude<Credential, 'password'>): void {
   const refusal = credentialsRefusal(request, user, credential)
   if (refusal) throw new ForbiddenError(refusal)
 }
@@ -199,6 +205,7 @@ export async function editUser(request: FastifyRequest, user: User, input: UserI
 const ADMIN_SET_PASSWORD = { unlock: true, via: 'administrator' } as const
 
 function refuseDisablingYourself(request: FastifyRequest, user: User): void {
+  refuseCredentials(request, user, 'disable')
   const me = request.auth!.assistedBy ?? request.auth!.user
   if (user.id === me.id) throw new ConflictError('You cannot disable yourself.')
 }
@@ -361,6 +368,7 @@ export async function setAuthorizations(request: FastifyRequest, user: User, cha
   const api = changes.api_permitted ?? user.api_permitted === 1
   const password = changes.password_permitted ?? user.password_permitted === 1
   const passwordOff = !password && user.password_permitted === 1
+  refuseCredentials(request, user, 'authorizations')
   if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
   await underAdministratorRule(request, async (trx) => {
     await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })
