@@ -4,6 +4,8 @@
 # Run:   docker run -p 3000:3000 -v mssp-data:/data \
 #          -e BASE_URL=https://portal.example.com \
 #          -e MSSP_ADMIN_USERNAME=admin@example.com -e MSSP_ADMIN_PASSWORD='...' mssp-portal
+# Stop:  docker stop -t 20 (SIGTERM: the 5 s drain, SHUTDOWN_DRAIN_SECONDS, plus up to 10 s
+#        closing; Docker's default 10 s would SIGKILL a closing portal)
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
@@ -26,6 +28,8 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 3000
+# SIGTERM starts the drain, then a graceful close (docs/operations.md, "Graceful shutdown").
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "--import", "tsx", "src/cli.ts", "serve"]

@@ -8,6 +8,9 @@ import { latestMessages } from './lib/messages.ts'
 import { ValidationError } from './lib/errors.ts'
 import pkg from '../package.json' with { type: 'json' }
 
+/** copy-to-postgres copied everything it could, but some rows were not copied (docs/operations.md). */
+const COPY_INCOMPLETE_EXIT_CODE = 3
+
 const HELP = `mssp-portal ${pkg.version}
 
 Usage: mssp-portal <command> [options]
@@ -24,6 +27,7 @@ Commands:
   restore FILE          restore a backup into DATA_DIR, which must be empty (docs/operations.md)
   copy-to-postgres --to postgres://...
                         copy the SQLite database of DATA_DIR into an empty PostgreSQL database
+                        (exit code 3: copied, but some rows PostgreSQL cannot store were not)
   domains list | add DOMAIN | remove DOMAIN
                         the approved domains of usernames (name@DOMAIN)
   demo-instance [--port 4000] [--portal-url URL]
@@ -149,10 +153,13 @@ export async function main(argv: string[]): Promise<number> {
       const config = loadConfig({ ...process.env, DATABASE_URL: undefined, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
       const { copyToPostgres } = await import('./ops/copy-to-postgres.ts')
       console.log(`Copying ${config.dataDir}/portal.sqlite to PostgreSQL:`)
-      await copyToPostgres(config.dataDir, values.to, (line) => console.log(line))
-      console.log('Done. Start every portal process with DATABASE_URL and the same SESSION_KEY and SECRETS_KEY')
+      const { notCopied } = await copyToPostgres(config.dataDir, values.to, (line) => console.log(line))
+      if (notCopied.length) console.log(`Copied, except the ${notCopied.length === 1 ? 'row' : `${notCopied.length} rows`} above: fix or re-enter ${notCopied.length === 1 ? 'it' : 'them'} in PostgreSQL.`)
+      else console.log('Done.')
+      console.log('Start every portal process with DATABASE_URL and the same SESSION_KEY and SECRETS_KEY')
       console.log(`as ${config.dataDir}/session.key and secrets.key (the hex inside those files).`)
-      return 0
+      // A script running the copy must not take a partial copy for a complete one.
+      return notCopied.length ? COPY_INCOMPLETE_EXIT_CODE : 0
     }
     case 'outbox': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '20' } } })

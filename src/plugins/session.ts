@@ -107,12 +107,27 @@ export default fp(async (app) => {
       return found ? repo.deleteSession(app.db, id) : undefined
     }
     request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa, assistedBy: null }
-    const touch = now - found.session.last_seen_at >= TOUCH_INTERVAL_MS ? repo.touchSession(app.db, id, now) : undefined
-    if (found.session.assist_user_id === null) return touch
-    return (async () => {
-      await touch
-      await applyAssist(request, found.user, found.session)
-    })()
+    if (now - found.session.last_seen_at >= TOUCH_INTERVAL_MS) touch(id, now)
+    if (found.session.assist_user_id === null) return undefined
+    return applyAssist(request, found.user, found.session)
+  }
+
+  // Sessions whose last-seen write is under way: one write per session at a time, however many
+  // requests arrive while it waits.
+  const touching = new Set<string>()
+  /**
+   * Records that the session was just used, best-effort: the page does not wait for it and
+   * cannot fail because of it (a SQLite lock or a full disk would otherwise hold each page
+   * view for seconds, then answer 503). A touch that fails leaves last_seen_at as it was, so
+   * the next request tries again; the idle limit is many touch intervals long.
+   */
+  function touch(id: string, now: number): void {
+    if (touching.has(id)) return
+    touching.add(id)
+    repo
+      .touchSession(app.db, id, now)
+      .catch((err: unknown) => app.log.debug({ err }, 'session last-seen not recorded'))
+      .finally(() => touching.delete(id))
   }
 })
 

@@ -3,7 +3,7 @@ import net from 'node:net'
 
 // Variables the portal reads (see src/config.ts) and tap's own: none may leak from the test
 // runner's environment into a child (e.g. TEST_DATABASE_URL's DATABASE_URL).
-const PORTAL_VARS = /^(NODE_ENV|PORT|HOST|BASE_URL|DATA_DIR|DATABASE_URL|TRUST_PROXY|SESSION_.*|SECRETS_KEY|SMTP_URL|MAIL_FROM|SMS_.*|MSSP_.*|ARGON2_CONCURRENCY|LOG_LEVEL|API_RATE_LIMIT_PER_MINUTE|SIGNIN_RATE_LIMIT_PER_MINUTE|METRICS_TOKEN|TAP|TAP_.*|NODE_OPTIONS)$/
+const PORTAL_VARS = /^(NODE_ENV|PORT|HOST|BASE_URL|DATA_DIR|DATABASE_URL|TRUST_PROXY|SESSION_.*|SECRETS_KEY|SMTP_URL|MAIL_FROM|SMS_.*|MSSP_.*|ARGON2_CONCURRENCY|LOG_LEVEL|API_RATE_LIMIT_PER_MINUTE|SIGNIN_RATE_LIMIT_PER_MINUTE|METRICS_TOKEN|SHUTDOWN_DRAIN_SECONDS|TAP|TAP_.*|NODE_OPTIONS)$/
 
 /** This process's environment without the portal's variables, plus `extra`. */
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {

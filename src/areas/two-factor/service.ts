@@ -144,7 +144,7 @@ export function freshPendingTotp(tf: TwoFactor | undefined, now = Date.now()): s
 export async function changeTwoFactor(
   request: FastifyRequest,
   user: User,
-  change: { audit: Omit<AuditInput, 'target' | 'outcome'>; notice: string },
+  change: { audit: Omit<AuditInput, 'target' | 'outcome'>; notice: string; by?: 'administrator' },
   write: (trx: Transaction<Database>) => Promise<void>,
 ): Promise<void> {
   const app = request.server
@@ -156,6 +156,8 @@ export async function changeTwoFactor(
     kind: 'email',
     to: user.email ?? user.username,
     subject: 'Two-factor authentication was changed on your MSSP Portal account',
-    text: `Hello ${user.name},\n\n${change.notice} for ${user.username} on the MSSP Portal.\nIf you did not do this, reset your password with Forgot Password and contact your Administrator at once.\n`,
+    text:
+      `Hello ${user.name},\n\n${change.notice} for ${user.username} on the MSSP Portal.\n` +
+      (change.by === 'administrator' ? 'If you did not ask for this, contact your Administrator.\n' : 'If you did not do this, reset your password with Forgot Password and contact your Administrator at once.\n'),
   })
 }

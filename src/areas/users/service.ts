@@ -7,7 +7,7 @@ import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
 import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
 import { rowId } from '../../lib/row-id.ts'
-import { deleteUserSessions, findUserById, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser, voidOneTimeCodes } from '../auth/repository.ts'
+import { deleteUserSessions, findUserById, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
 import { distinctInstanceUrls, findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
 import { instanceBase, notifyUserTransfer } from '../instances/service.ts'
@@ -15,6 +15,8 @@ import { revokeApiKeys } from '../api/repository.ts'
 import { generateApiKeys } from '../api/service.ts'
 import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { deleteTwoFactor } from '../two-factor/repository.ts'
+import { changeTwoFactor } from '../two-factor/service.ts'
+import { sendPasswordNotice, writeNewPassword } from '../auth/password-change.ts'
 import { audit } from '../audit/service.ts'
 import { changePassword } from '../my-account/service.ts'
 import * as repo from './repository.ts'
@@ -84,22 +86,28 @@ export async function isLastEnabledAdministrator(db: Db, user: User): Promise<bo
 
 export const OWN_PASSWORD = 'Change your own password in My Account: it asks for your current password.'
 export const OWN_TWO_FACTOR = 'Manage your own two-factor authentication in My Account.'
+export const ASSISTED_ACCESS = 'While assisting a user you cannot disable them or change their authorizations. Stop assisting first.'
+
+/** What the Users pages and API may change about how a user signs in. */
+type Credential = 'password' | 'two-factor' | 'api-keys' | 'authorizations' | 'disable'
 
 /**
- * Why this caller may not change this user's password, second factors or API keys here, or
- * null when they may. While assisting, the assisted user's credentials stay theirs (as on My
- * Account and the API's /session). One's own password and second factors change only in My
- * Account (or PUT /session/chpasswd), which ask for the current password; one's own API keys
- * may be generated here as there.
+ * Why this caller may not change this user's password, second factors, API keys,
+ * authorizations or enabled state here, or null when they may. While assisting (in the
+ * browser, or X-Impersonate), the assisted user's credentials and access stay theirs (as on My
+ * Account and the API's /session): the Administrator acting as them cannot change them nor
+ * disable them. One's own password and second factors change only in My Account (or PUT
+ * /session/chpasswd), which ask for the current password; one's own API keys may be generated
+ * here as there.
  */
-export function credentialsRefusal(request: FastifyRequest, user: User, credential: 'password' | 'two-factor' | 'api-keys'): string | null {
+export function credentialsRefusal(request: FastifyRequest, user: User, credential: Credential): string | null {
   const { user: actingAs, assistedBy } = request.auth!
-  if (assistedBy && user.id === actingAs.id) return ASSISTING_MESSAGE
+  if (assistedBy && user.id === actingAs.id) return credential === 'authorizations' || credential === 'disable' ? ASSISTED_ACCESS : ASSISTING_MESSAGE
   if (user.id !== (assistedBy ?? actingAs).id) return null
   return credential === 'password' ? OWN_PASSWORD : credential === 'two-factor' ? OWN_TWO_FACTOR : null
 }
 
-function refuseCredentials(request: FastifyRequest, user: User, credential: 'two-factor' | 'api-keys'): void {
+function refuseCredentials(request: FastifyRequest, user: User, credential: Exclude<Credential, 'password'>): void {
   const refusal = credentialsRefusal(request, user, credential)
   if (refusal) throw new ForbiddenError(refusal)
 }
@@ -174,15 +182,12 @@ async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, 
     email,
     role,
     updated_at: now,
-    ...(passwordHash ? { password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null } : {}),
   })
   // Only non-administrators have assignments: becoming an Administrator clears them.
   await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
-  // A password set by an Administrator ends the user's sessions.
-  if (passwordHash) {
-    await deleteUserSessions(trx, user.id)
-    await voidOneTimeCodes(trx, 'password_reset', user.id, now)
-  }
+  // A password set by an Administrator ends the user's sessions, voids their reset links and
+  // ends a lockout (recorded in user.update below; editUser mails the notice).
+  if (passwordHash) await writeNewPassword(trx, request, user, passwordHash, ADMIN_SET_PASSWORD)
   await audit(trx, request, {
     action: 'user.update',
     target: target(user),
@@ -194,9 +199,13 @@ async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, 
 export async function editUser(request: FastifyRequest, user: User, input: UserInput): Promise<void> {
   const edit = await prepareEdit(request, user, input)
   await underAdministratorRule(request, (trx) => writeEdit(trx, request, edit))
+  if (edit.passwordHash) await sendPasswordNotice(request, user, ADMIN_SET_PASSWORD)
 }
 
+const ADMIN_SET_PASSWORD = { unlock: true, via: 'administrator' } as const
+
 function refuseDisablingYourself(request: FastifyRequest, user: User): void {
+  refuseCredentials(request, user, 'disable')
   const me = request.auth!.assistedBy ?? request.auth!.user
   if (user.id === me.id) throw new ConflictError('You cannot disable yourself.')
 }
@@ -224,8 +233,8 @@ export async function unlock(request: FastifyRequest, user: User): Promise<void>
 /** For a lost phone: removes the user's second factors so they can set them up again. */
 export async function resetTwoFactor(request: FastifyRequest, user: User): Promise<void> {
   refuseCredentials(request, user, 'two-factor')
-  await deleteTwoFactor(request.server.db, user.id)
-  await audit(request.server.db, request, { action: 'user.two_factor_reset', target: target(user) })
+  const notice = 'An Administrator reset two-factor authentication (you set it up again at your next sign-in)'
+  await changeTwoFactor(request, user, { audit: { action: 'user.two_factor_reset' }, notice, by: 'administrator' }, (trx) => deleteTwoFactor(trx, user.id))
 }
 
 /** Another user's API keys, generated by an Administrator (Users > Generate API Keys, PUT /users/{id}/keys). */
@@ -359,6 +368,7 @@ export async function setAuthorizations(request: FastifyRequest, user: User, cha
   const api = changes.api_permitted ?? user.api_permitted === 1
   const password = changes.password_permitted ?? user.password_permitted === 1
   const passwordOff = !password && user.password_permitted === 1
+  refuseCredentials(request, user, 'authorizations')
   if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
   await underAdministratorRule(request, async (trx) => {
     await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })

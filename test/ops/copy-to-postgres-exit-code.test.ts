@@ -1,0 +1,76 @@
+// `mssp-portal copy-to-postgres` exits 3 when it copied everything it could but left rows
+// behind (text PostgreSQL cannot store): a script must not take a partial copy for a complete
+// one. A complete copy exits 0.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import pg from 'pg'
+import { buildApp } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import { createUser } from '../helper.ts'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const url = process.env.TEST_DATABASE_URL
+
+t.setTimeout(120_000)
+
+function copyCommand(dataDir: string, to: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'copy-to-postgres', '--to', to], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir },
+      timeout: 60_000,
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** A SQLite portal's data folder with the given users' names, and an empty PostgreSQL schema to copy into. */
+async function setup(t: Tap, names: string[]): Promise<{ dataDir: string; target: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-copy-exit-'))
+  const schema = `copyexit_${Date.now()}_${process.pid}_${names.length}`
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  await admin.query(`create schema ${schema}`)
+  t.teardown(async () => {
+    await admin.query(`drop schema ${schema} cascade`)
+    await admin.end()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  })
+  const app = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir }))
+  for (const name of names) await createUser(app, { role: 16, name })
+  await app.close()
+  return { dataDir, target: `${url}${url!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}` }
+}
+
+type Tap = { teardown(fn: () => unknown): void }
+
+if (!url) {
+  t.plan(0, 'PostgreSQL tests skipped: TEST_DATABASE_URL is not set')
+} else {
+  t.test('rows left behind: exit code 3, the rest copied', async (t) => {
+    const { dataDir, target } = await setup(t, ['Grace Good', 'Nel\u0000Null'])
+    const run = await copyCommand(dataDir, target)
+    t.equal(run.code, 3, `exits 3 (${run.stderr})`)
+    t.match(run.stdout, /1 row was not copied/, 'names what was left behind')
+    t.notMatch(run.stdout, /^Done\./m, 'does not say Done')
+    const pgDb = new pg.Client({ connectionString: target })
+    await pgDb.connect()
+    t.teardown(() => pgDb.end())
+    t.same((await pgDb.query('select name from users')).rows, [{ name: 'Grace Good' }], 'the other rows were copied')
+  })
+
+  t.test('every row copied: exit code 0', async (t) => {
+    const { dataDir, target } = await setup(t, ['Grace Good'])
+    const run = await copyCommand(dataDir, target)
+    t.equal(run.code, 0, `exits 0 (${run.stderr})`)
+    t.match(run.stdout, /^Done\./m)
+  })
+}

@@ -1,0 +1,71 @@
+// When an Administrator sets another user's password (Edit User, PUT /users/{id}/chpasswd)
+// or resets their two-factor authentication (Users > Reset 2FA), the user is mailed a notice,
+// as for the changes they make themselves.
+import crypto from 'node:crypto'
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { User } from '../../src/db/schema.ts'
+import { Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { replaceApiKeys } from '../../src/areas/api/repository.ts'
+import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
+import { hmac } from '../../src/lib/tokens.ts'
+
+const NEW_PASSWORD = 'Tulip-88-Sky'
+
+async function keysFor(app: FastifyInstance, user: User): Promise<string> {
+  const accessKey = crypto.randomBytes(32).toString('hex')
+  const secretKey = crypto.randomBytes(32).toString('hex')
+  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
+  return `accessKey=${accessKey}; secretKey=${secretKey}`
+}
+
+for (const dialect of dialects) {
+  t.test(`${dialect}: notices for changes an Administrator makes`, async (t) => {
+    async function setup(t: { teardown(fn: () => unknown): void }) {
+      const { app } = await buildTestApp(t, dialect)
+      const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
+      const bob = await createUser(app, { role: 16, name: 'Bob Basic', username: 'bob@example.com', email: 'bob.mail@example.com' })
+      const a = new Client(app)
+      await a.signIn(ada.username)
+      await a.get('/users')
+      return { app, ada, bob, a }
+    }
+
+    t.test('Edit User with a new password mails the user', async (t) => {
+      const { app, bob, a } = await setup(t)
+      const b = new Client(app)
+      await b.signIn(bob.username)
+      await a.get(`/users/${bob.uuid}/edit`)
+      const edit = await a.post(`/users/${bob.uuid}/edit`, { name: 'Bob Basic', email: 'bob.mail@example.com', password: NEW_PASSWORD, confirm: NEW_PASSWORD, role: '16' })
+      t.equal(edit.statusCode, 303, edit.body.slice(0, 300))
+      const notice = await lastMessageTo(app, 'bob.mail@example.com')
+      t.equal(notice?.subject, 'Your MSSP Portal password was changed')
+      t.match(notice?.body, /was set by an Administrator, every session was signed out/)
+      t.equal((await b.get('/accounts')).statusCode, 303, "the user's session ended")
+      const events = await app.db.selectFrom('audit_events').select('action').where('action', 'like', 'user.%').execute()
+      t.equal(events.filter((e) => e.action === 'user.update').length, 1, 'one user.update event records it')
+    })
+
+    t.test('PUT /users/{id}/chpasswd for another user mails the user', async (t) => {
+      const { app, ada, bob } = await setup(t)
+      const res = await app.inject({ method: 'PUT', url: `/api/users/${bob.id}/chpasswd`, headers: { 'x-apikeys': await keysFor(app, ada) }, payload: { password: NEW_PASSWORD } })
+      t.equal(res.statusCode, 200, res.body)
+      t.match((await lastMessageTo(app, 'bob.mail@example.com'))?.body, /was set by an Administrator/)
+    })
+
+    t.test('Reset 2FA mails the user', async (t) => {
+      const { app, bob, a } = await setup(t)
+      await upsertTwoFactor(app.db, bob.id, { sms_phone: '+15551234567' })
+      await a.get(`/users/${bob.uuid}/reset-2fa`)
+      const reset = await a.post(`/users/${bob.uuid}/reset-2fa`)
+      t.ok([200, 204, 303].includes(reset.statusCode), `reset (${reset.statusCode})`)
+      t.notOk(await findTwoFactor(app.db, bob.id), 'the second factor is gone')
+      const notice = await lastMessageTo(app, 'bob.mail@example.com')
+      t.equal(notice?.subject, 'Two-factor authentication was changed on your MSSP Portal account')
+      t.match(notice?.body, /An Administrator reset two-factor authentication/)
+      const event = await app.db.selectFrom('audit_events').select('action').where('action', '=', 'user.two_factor_reset').execute()
+      t.equal(event.length, 1, 'audited once')
+    })
+  })
+}
