@@ -14,7 +14,7 @@ export const MAX_RESENDS = 3
 export const RESEND_INTERVAL_MS = 30_000
 export const MAX_CODE_ATTEMPTS = 5
 export const RECOVERY_CODE_COUNT = 10
-/** A pending authenticator secret is shown again, and can be confirmed, this long after it was made. */
+/** A pending authenticator secret can be confirmed this long after it was made (it is shown only once, when made). */
 export const PENDING_TOTP_TTL_MS = CODE_TTL_MS
 
 export type CodeChannel = 'sms' | 'email'
