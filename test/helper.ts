@@ -1,3 +1,4 @@
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -8,7 +9,9 @@ import { loadConfig } from '../src/config.ts'
 import type { User } from '../src/db/schema.ts'
 import { hashPassword } from '../src/lib/passwords.ts'
 import { ADMINISTRATOR } from '../src/lib/roles.ts'
-import { randomToken, uuid } from '../src/lib/tokens.ts'
+import { hmac, randomToken, uuid } from '../src/lib/tokens.ts'
+import { replaceApiKeys } from '../src/areas/api/repository.ts'
+import { apiKeyHashKey } from '../src/areas/api/service.ts'
 import { approveDomain, insertUser } from '../src/areas/auth/repository.ts'
 import { insertAccount, replaceAssignments } from '../src/areas/accounts/repository.ts'
 
@@ -184,4 +187,14 @@ export async function createAccount(app: FastifyInstance, overrides: Partial<Par
 
 export async function assign(app: FastifyInstance, userId: number, accountIds: number[]): Promise<void> {
   await replaceAssignments(app.db, userId, accountIds, Date.now())
+}
+
+/** API keys for a user, written directly (no sign-in): the X-ApiKeys value, as a header, and its parts. */
+export async function apiKeysFor(app: FastifyInstance, user: User): Promise<{ header: string; headers: { 'x-apikeys': string }; accessKey: string; secretKey: string }> {
+  // Hex, as the portal makes them.
+  const accessKey = crypto.randomBytes(32).toString('hex')
+  const secretKey = crypto.randomBytes(32).toString('hex')
+  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
+  const header = `accessKey=${accessKey}; secretKey=${secretKey}`
+  return { header, headers: { 'x-apikeys': header }, accessKey, secretKey }
 }

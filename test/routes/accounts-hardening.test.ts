@@ -4,20 +4,13 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { parse } from 'csv-parse/sync'
-import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { apiKeysFor, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import type { User } from '../../src/db/schema.ts'
 
 const BASIC = 16
 const ADMINISTRATOR = 64
 
-async function keysFor(app: FastifyInstance, user: User): Promise<Record<string, string>> {
-  const client = new Client(app)
-  await client.signIn(user.username)
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<Record<string, string>> => (await apiKeysFor(app, user)).headers
 
 async function accountByUuid(app: FastifyInstance, uuid: string) {
   return app.db.selectFrom('accounts').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow()

@@ -3,19 +3,12 @@
 // 404: the uuids name no account), never refused as too large, never a 5xx.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { apiKeysFor, buildTestApp, createUser, dialects } from '../helper.ts'
 import type { User } from '../../src/db/schema.ts'
 import { ADMINISTRATOR, roleLevel } from '../../src/lib/roles.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 
-async function keysFor(app: FastifyInstance, user: User): Promise<Record<string, string>> {
-  const client = new Client(app)
-  await client.signIn(user.username)
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<Record<string, string>> => (await apiKeysFor(app, user)).headers
 
 for (const dialect of dialects) {
   t.test(`${dialect}: 50,000 account uuids are not refused as too large`, async (t) => {

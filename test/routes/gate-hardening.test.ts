@@ -9,23 +9,15 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
 import { API_KEY_FAILURES_PER_MINUTE } from '../../src/plugins/api.ts'
 import { IMPORT_RATE_LIMIT_PER_MINUTE } from '../../src/areas/accounts/transfer-routes.ts'
-import { hmac } from '../../src/lib/tokens.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
 /** API keys for a user, stored directly (as PUT /session/keys would). */
-async function keysFor(app: FastifyInstance, user: User): Promise<{ header: string; accessKey: string; secretKey: string }> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return { header: `accessKey=${accessKey}; secretKey=${secretKey}`, accessKey, secretKey }
-}
+const keysFor = apiKeysFor
 
 const randomKeys = () => `accessKey=${crypto.randomBytes(32).toString('hex')}; secretKey=${crypto.randomBytes(32).toString('hex')}`
 

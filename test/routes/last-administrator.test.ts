@@ -1,11 +1,7 @@
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
-import { hmac } from '../../src/lib/tokens.ts'
+import { apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 
 // "The portal keeps at least one enabled Administrator" holds when two Administrators act on
 // each other at the same moment: the rule is checked inside the write transaction, so one of
@@ -22,12 +18,7 @@ async function enabledAdministrators(app: FastifyInstance): Promise<number> {
   return Number(row.n)
 }
 
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 /** Two Administrators, each signed in, with the page they post from already fetched. */
 async function twoAdministrators(t: Tap, dialect: 'sqlite' | 'postgres') {

@@ -1,24 +1,15 @@
 // When an Administrator sets another user's password (Edit User, PUT /users/{id}/chpasswd)
 // or resets their two-factor authentication (Users > Reset 2FA), the user is mailed a notice,
 // as for the changes they make themselves.
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { apiKeysFor, Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
-import { hmac } from '../../src/lib/tokens.ts'
 
 const NEW_PASSWORD = 'Tulip-88-Sky'
 
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 for (const dialect of dialects) {
   t.test(`${dialect}: notices for changes an Administrator makes`, async (t) => {

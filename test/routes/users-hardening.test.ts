@@ -1,13 +1,10 @@
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { apiKeysFor, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
 import { ASSISTING_MESSAGE } from '../../src/areas/my-account/service.ts'
-import { hmac, uuid } from '../../src/lib/tokens.ts'
+import { uuid } from '../../src/lib/tokens.ts'
 
 // The Users pages and API: whose credentials they may change (not one's own password or
 // 2FA, not the assisted user's), API keys revoked on disable and reset, and user ids that
@@ -16,12 +13,7 @@ import { hmac, uuid } from '../../src/lib/tokens.ts'
 const NEW_PASSWORD = 'Tulip-88-Sky'
 const OWN_PASSWORD = 'Change your own password in My Account'
 
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 async function hasKeys(app: FastifyInstance, user: User): Promise<boolean> {
   return Boolean(await app.db.selectFrom('api_keys').select('user_id').where('user_id', '=', user.id).executeTakeFirst())
