@@ -4,6 +4,7 @@ import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
 import { appLabel, parseApps } from './licensed-apps.ts'
+import { escapeLike } from '../../db/like.ts'
 
 type Db = Kysely<Database>
 type Eb = ExpressionBuilder<Database, 'accounts'>
@@ -53,10 +54,6 @@ export function searchTextOf(a: Pick<Account, 'container_name' | 'custom_name' |
 
 export function utilizationOf(assets: number, limit: number): number {
   return limit > 0 ? Math.round((assets / limit) * 1000) / 10 : 0
-}
-
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 
 /**

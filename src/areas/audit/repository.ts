@@ -2,6 +2,7 @@ import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql
 import type { AuditEvent, Database } from '../../db/schema.ts'
 import { uuid } from '../../lib/tokens.ts'
 import { rowId } from '../../lib/row-id.ts'
+import { escapeLike } from '../../db/like.ts'
 
 type Db = Kysely<Database>
 type Eb = ExpressionBuilder<Database, 'audit_events'>
@@ -41,10 +42,6 @@ export interface AuditQuery {
 export interface AuditCursor {
   created_at: number
   id: string
-}
-
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`)
 }
 
 function contains(column: string, value: string): Expression<SqlBool> {

@@ -2,15 +2,12 @@ import { type Kysely, sql } from 'kysely'
 import type { Dialect } from '../../db/index.ts'
 import type { Database, User } from '../../db/schema.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
+import { escapeLike } from '../../db/like.ts'
 
 type Db = Kysely<Database>
 
 export const USER_SORTABLE = ['username', 'name', 'role', 'last_login_at', 'last_failed_login_at', 'failed_login_total'] as const
 export type UserSort = (typeof USER_SORTABLE)[number]
-
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`)
-}
 
 /** The users table: each user with 2FA and API-key facts, searched, sorted and paged. */
 export function listUsers(db: Db, q: { text?: string; sort?: UserSort; dir?: 'asc' | 'desc'; limit: number; offset: number }) {
