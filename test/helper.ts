@@ -22,7 +22,8 @@ export type DialectName = 'sqlite' | 'postgres'
 /** SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
 export const dialects: DialectName[] = process.env.TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite']
 
-interface Tap {
+/** What the helpers need of a tap test (its teardown). */
+export interface Tap {
   teardown(fn: () => unknown): void
   testdirName?: string
 }

@@ -9,7 +9,7 @@ import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { createUser } from '../helper.ts'
+import { type Tap, createUser } from '../helper.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const url = process.env.TEST_DATABASE_URL
@@ -50,7 +50,6 @@ async function setup(t: Tap, names: string[]): Promise<{ dataDir: string; target
   return { dataDir, target: `${url}${url!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}` }
 }
 
-type Tap = { teardown(fn: () => unknown): void }
 
 if (!url) {
   t.plan(0, 'PostgreSQL tests skipped: TEST_DATABASE_URL is not set')

@@ -5,7 +5,7 @@ import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect, sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import metrics, { kyselyQueryLog, signInCounter, tokensMatch } from '../../src/ops/metrics.ts'
-import { Client, buildTestApp, createUser, PASSWORD } from '../helper.ts'
+import { type Tap, Client, buildTestApp, createUser, PASSWORD } from '../helper.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..')
 
@@ -34,7 +34,6 @@ async function appWithMetrics(t: Tap, token: string | undefined): Promise<Fastif
     else process.env.METRICS_TOKEN = saved
   }
 }
-type Tap = Parameters<typeof buildTestApp>[0]
 
 function sample(body: string, name: string, labels: Record<string, string>): number {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)

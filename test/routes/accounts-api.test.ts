@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PNG } from 'pngjs'
-import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { ACCOUNT_FILTERS, PORTAL_CONTAINER_UUID } from '../../src/areas/accounts/api-routes.ts'
 import { iterateApiAccounts } from '../../src/areas/accounts/repository.ts'
 import type { User } from '../../src/db/schema.ts'
@@ -12,7 +12,6 @@ const BASIC = 16
 const STANDARD = 32
 const ADMINISTRATOR = 64
 
-type Tap = { teardown(fn: () => unknown): void }
 
 /** A small PNG (the logos table stores the bytes). */
 function smallPng(): Buffer {

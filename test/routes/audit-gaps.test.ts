@@ -2,13 +2,12 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { parseFields } from '../../src/areas/audit/actions.ts'
 
 // Events the audit log was missing: a failed password change, saved searches, the accounts
 // export, an assist ended by its time limit, and refused requests summed up per kind.
 
-type Tap = Parameters<typeof buildTestApp>[0]
 
 async function eventsOf(app: FastifyInstance, action: string) {
   const rows = await app.db.selectFrom('audit_events').selectAll().where('action', '=', action).orderBy('created_at').execute()

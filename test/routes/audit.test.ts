@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { parse } from 'csv-parse/sync'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import type { AuditEvent, User } from '../../src/db/schema.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 import { audit } from '../../src/areas/audit/service.ts'
@@ -15,7 +15,6 @@ t.setTimeout(240_000)
 const ADMINISTRATOR = 64
 const NON_ADMIN_ROLES = [16, 24, 32, 40]
 const HTMX = { 'hx-request': 'true' }
-type Tap = { teardown(fn: () => unknown): void }
 
 /** 2024-05-01 12:00:00 UTC: the tests' events are in May 2024, the sign-ins of the test clients now. */
 const T0 = Date.UTC(2024, 4, 1, 12)

@@ -9,12 +9,11 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
 import { API_KEY_FAILURES_PER_MINUTE } from '../../src/plugins/api.ts'
 import { IMPORT_RATE_LIMIT_PER_MINUTE } from '../../src/areas/accounts/transfer-routes.ts'
 
-type Tap = { teardown(fn: () => unknown): void }
 
 /** API keys for a user, stored directly (as PUT /session/keys would). */
 const keysFor = apiKeysFor

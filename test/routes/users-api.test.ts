@@ -2,13 +2,12 @@ import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { replaceApiKeys } from '../../src/areas/api/repository.ts'
 import { apiKeyHashKey } from '../../src/areas/api/service.ts'
 import { PORTAL_CONTAINER_UUID } from '../../src/lib/container.ts'
 import { hmac, uuid } from '../../src/lib/tokens.ts'
 
-type Tap = { teardown(fn: () => unknown): void }
 
 /** API keys for a user, stored directly (as PUT /session/keys would). */
 async function keysFor(app: FastifyInstance, user: User): Promise<string> {

@@ -2,12 +2,11 @@ import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { replaceApiKeys } from '../../src/areas/api/repository.ts'
 import { apiKeyHashKey } from '../../src/areas/api/service.ts'
 import { hmac, uuid } from '../../src/lib/tokens.ts'
 
-type Tap = { teardown(fn: () => unknown): void }
 
 /** A form post with repeated fields (`account` once per assigned account), as a browser sends it. */
 async function postPairs(c: Client, url: string, pairs: Array<[string, string]>): Promise<LightMyRequestResponse> {
