@@ -40,9 +40,12 @@ export async function migrateToLatest(db: Kysely<any>, opts: { pgSchema?: string
   const schema = isPostgres ? (opts.pgSchema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]!.s) : undefined
   const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) })
   let { error, results } = await migrator.migrateToLatest()
-  // Kysely looks for its tables across every schema; a schema dropped meanwhile by another
-  // client (tests use one schema per file) fails that look-up. It is safe to try again.
-  for (let attempt = 1; attempt <= 5 && error && /schema "[^"]+" does not exist/.test(String((error as Error).message)); attempt++) {
+  // Kysely looks for its tables across every schema; a schema or table dropped meanwhile by
+  // another client (tests use one schema per file) fails that look-up ("schema … does not
+  // exist", "column … does not exist"). An error outside every migration (none of the results
+  // failed: the look-up or the lock) has changed nothing, so it is safe to try again.
+  const outsideMigrations = () => error !== undefined && !results?.some((r) => r.status === 'Error')
+  for (let attempt = 1; attempt <= 5 && outsideMigrations(); attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 50 * attempt))
     ;({ error, results } = await migrator.migrateToLatest())
   }
