@@ -13,7 +13,8 @@ export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, 
   directReads.set(db, { sqlite, prepare })
 }
 
-const observeSelect = dbQueryDuration.series(['select', 'ok'])
+const selects = dbQueryDuration.labels('select', 'ok')
+const observeSelect = (seconds: number) => selects.observe(seconds)
 
 /**
  * A query whose shape never changes, built and compiled once per database and then run with

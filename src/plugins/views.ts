@@ -22,16 +22,6 @@ export { VIEWS_DIR }
 export default fp(async (app) => {
   // Eta itself, called directly: templates are cached once compiled (re-read in development).
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
-  // Where a template name leads, worked out once: Eta joins, checks and (for includes)
-  // JSON-encodes a cache key on every render and include, a dozen times a page.
-  const resolve = eta.resolvePath!.bind(eta)
-  const resolvedPaths = new Map<string, string>()
-  eta.resolvePath = (template, options) => {
-    const key = `${options?.filepath ?? ''}\u0000${template}`
-    let resolved = resolvedPaths.get(key)
-    if (resolved === undefined) resolvedPaths.set(key, (resolved = resolve(template, options)))
-    return resolved
-  }
 
   app.decorateReply('render', async function (this: FastifyReply, page, data = {}, opts = {}) {
     const request = this.request

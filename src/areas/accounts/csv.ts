@@ -33,36 +33,16 @@ export interface CsvColumn {
   get: (a: ExportedAccount) => Cell
 }
 
+const DAY_MS = 86_400_000
+
 /** A license expiry as a date when it is midnight UTC (as entered), else a full ISO time. */
 export function formatExpiry(ms: number | null): string {
   if (ms === null || ms === undefined) return ''
-  return ms % DAY_MS === 0 ? isoDate(ms) : isoTime(ms)
+  const time = new Date(ms).toISOString()
+  return ms % DAY_MS === 0 ? time.slice(0, 10) : time
 }
 
-const iso = (ms: number | null) => (ms ? isoTime(ms) : '')
-
-const DAY_MS = 86_400_000
-const isoDates = new Map<number, string>()
-/** YYYY-MM-DD of a time (UTC), worked out once per day: an export repeats a few thousand days. */
-function isoDate(ms: number): string {
-  const day = Math.floor(ms / DAY_MS)
-  let date = isoDates.get(day)
-  if (date === undefined) {
-    if (isoDates.size >= 100_000) isoDates.clear()
-    isoDates.set(day, (date = new Date(day * DAY_MS).toISOString().slice(0, 10)))
-  }
-  return date
-}
-
-/** Date.prototype.toISOString's text, with the date part from isoDate (tested against it). */
-export function isoTime(ms: number): string {
-  if (!Number.isInteger(ms) || ms < 0 || ms >= 253_402_300_800_000) return new Date(ms).toISOString() // years outside 1970-9999
-  const inDay = ms % DAY_MS
-  const seconds = Math.floor(inDay / 1000)
-  return `${isoDate(ms)}T${DIGITS[Math.floor(seconds / 3600)]}:${DIGITS[Math.floor(seconds / 60) % 60]}:${DIGITS[seconds % 60]}.${MILLIS[inDay % 1000]}Z`
-}
-const DIGITS = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'))
-const MILLIS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'))
+const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : '')
 
 /** The account object's fields, in API.md's order, with readable headers. */
 export const CSV_COLUMNS: CsvColumn[] = [

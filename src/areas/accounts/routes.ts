@@ -34,24 +34,6 @@ export function toAccountQuery(q: ListQuery): repo.AccountQuery {
   return { text: q.q, filters, filterType: 'and', sort: q.sort, dir: q.dir }
 }
 
-/**
- * The Accounts page's query and its saved-search form, worked out once per query string (the
- * same string always parses the same way; zod and URLSearchParams cost more than a narrow
- * search). Up to 1,000 distinct query strings are kept.
- */
-const pageQueries = new Map<string, { q: Readonly<ListQuery>; currentQuery: string }>()
-function pageQuery(request: FastifyRequest): { q: ListQuery; currentQuery: string } {
-  const at = request.url.indexOf('?')
-  const raw = at === -1 ? '' : request.url.slice(at + 1)
-  let known = pageQueries.get(raw)
-  if (!known) {
-    if (pageQueries.size >= 1000) pageQueries.clear()
-    known = { q: Object.freeze(listQuerySchema.parse(request.query ?? {})), currentQuery: saved.normaliseQuery(raw) }
-    pageQueries.set(raw, known)
-  }
-  return { q: { ...known.q }, currentQuery: known.currentQuery }
-}
-
 function stateParams(q: ListQuery) {
   return { q: q.q, sort: q.sort === 'container_name' ? undefined : q.sort, dir: q.dir === 'asc' ? undefined : q.dir, app: q.app, region: q.region, expires: q.expires }
 }
@@ -80,7 +62,9 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {
-    const { q, currentQuery } = pageQuery(request)
+    const q = listQuerySchema.parse(request.query ?? {})
+    const at = request.url.indexOf('?')
+    const currentQuery = saved.normaliseQuery(at === -1 ? '' : request.url.slice(at + 1))
     const data = await listData(request, q)
     const htmx = isHtmx(request)
     const regions = htmx ? [] : await repo.distinctRegions(app.db, request.auth!.user)

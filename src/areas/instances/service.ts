@@ -28,21 +28,9 @@ export function interfaceFor(licensedApps: string): 'vm' | 'was' | 'cs' | null {
 
 /** Why single sign-on cannot open this account's instance, or null (asked for every row of a page). */
 export function ssoUnavailableReason(app: FastifyInstance, account: Pick<Account, 'instance_url' | 'licensed_apps'>): string | null {
-  // instanceBase's and interfaceFor's answers without building their strings and lists.
-  if (!account.instance_url && !app.config.demoInstance) return 'This account has no instance URL yet.'
-  if (!hasInterface(account.licensed_apps)) return 'This account has no licensed apps.'
+  if (!instanceBase(app, account)) return 'This account has no instance URL yet.'
+  if (!interfaceFor(account.licensed_apps)) return 'This account has no licensed apps.'
   return null
-}
-
-/** interfaceFor(stored) !== null, remembered per stored list (a handful of distinct values). */
-const interfaceKnown = new Map<string, boolean>()
-function hasInterface(stored: string): boolean {
-  let known = interfaceKnown.get(stored)
-  if (known === undefined) {
-    if (interfaceKnown.size >= 1000) interfaceKnown.clear()
-    interfaceKnown.set(stored, (known = interfaceFor(stored) !== null))
-  }
-  return known
 }
 
 function person(u: Pick<User, 'uuid' | 'name' | 'username'>) {
