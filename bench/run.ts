@@ -44,7 +44,7 @@ function start(args: string[], env: Record<string, string> = {}): Promise<Server
   const child = fork(new URL('./servers.ts', import.meta.url).pathname, args, {
     execArgv: ['--import', 'tsx'],
     stdio: 'inherit',
-    env: { ...process.env, SECRETS_KEY, API_RATE_LIMIT_PER_MINUTE: '1000000', SIGNIN_RATE_LIMIT_PER_MINUTE: '100000', ...env },
+    env: { ...process.env, SECRETS_KEY, SESSION_KEY: 'c'.repeat(64), API_RATE_LIMIT_PER_MINUTE: '1000000', SIGNIN_RATE_LIMIT_PER_MINUTE: '100000', ...env },
   })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => {
