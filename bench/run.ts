@@ -2,7 +2,8 @@
 // each printed as `name: measured (goal) ok|SHORT`. Every goal is a ratio of figures taken in
 // the same run (this machine's speed drifts; ratios much less). Real portal processes on
 // loopback, bounded loads (autocannon, a few seconds each). BENCH_MILLION=1 adds 1,000,000
-// accounts to the growth goal (a minute or two more of seeding).
+// accounts to the growth goal (a minute or two more of seeding); BENCH_LARGE=20000 shrinks the
+// large size while working on the bench; BENCH_DATABASE_URL names another PostgreSQL database.
 import { fork, type ChildProcess } from 'node:child_process'
 import pg from 'pg'
 import { ALL_CORES, cpuMicros, load, memoryMB, percentile, pin, resetPeak } from './measure.ts'
