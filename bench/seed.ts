@@ -80,14 +80,17 @@ export interface Dataset {
   drop(): Promise<void>
 }
 
-/** The users every dataset has: an Administrator, an analyst with 300 accounts and one with every fifth. */
+/**
+ * The users every dataset has: an Administrator and the goal's analysts with 300 and with 20,000
+ * assigned accounts (spread evenly over the sort order; as many as there are below that).
+ */
 export const USERS = {
   admin: 'bench@bench.example',
   few: 'few@bench.example',
   many: 'many@bench.example',
 } as const
 export function assignedCount(user: keyof typeof USERS, accounts: number): number | null {
-  return user === 'admin' ? null : user === 'few' ? Math.min(300, accounts) : Math.floor(accounts / 5)
+  return user === 'admin' ? null : Math.min(user === 'few' ? 300 : 20_000, accounts)
 }
 
 export async function prepareDataset(dialect: 'sqlite' | 'postgres', accounts: number): Promise<Dataset> {
