@@ -1,83 +1,87 @@
-// `npm run bench`: load benchmarks on this machine, printed as ratios against baselines
-// measured in the same run (absolute numbers vary between machines; ratios less so).
-import { execFileSync, fork, type ChildProcess } from 'node:child_process'
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import autocannon from 'autocannon'
-import { loadConfig } from '../src/config.ts'
-import { openDatabase } from '../src/db/index.ts'
-import { migrateToLatest } from '../src/db/migrations.ts'
-import { createAdministrator } from '../src/areas/auth/service.ts'
-import { insertUser, newUser } from '../src/areas/auth/repository.ts'
-import { replaceAssignments } from '../src/areas/accounts/repository.ts'
-import { seedAccounts } from './seed.ts'
+// `npm run bench [-- growth|ceiling|contention|postgres ...]`: the speed goals of issue 23,
+// each printed as `name: measured (goal) ok|SHORT`. Every goal is a ratio of figures taken in
+// the same run (this machine's speed drifts; ratios much less). Real portal processes on
+// loopback, bounded loads (autocannon, a few seconds each). BENCH_MILLION=1 adds 1,000,000
+// accounts to the growth goal (a minute or two more of seeding); BENCH_LARGE=20000 shrinks the
+// large size while working on the bench; BENCH_DATABASE_URL names another PostgreSQL database.
+import { fork, type ChildProcess } from 'node:child_process'
+import pg from 'pg'
+import { ALL_CORES, cpuMicros, load, memoryMB, percentile, pin, resetPeak } from './measure.ts'
+import { assignedCount, PASSWORD, PG_URL, prepareDataset, RARE_WORD, SECRETS_KEY, USERS, type Dataset } from './seed.ts'
 
-const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
-const PASSWORD = 'Bench-Password-42!x'
+const SECTIONS = ['growth', 'ceiling', 'contention', 'postgres'] as const
+const chosen = process.argv.slice(2)
+for (const name of chosen) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`unknown section ${name}: choose from ${SECTIONS.join(', ')}`)
+const sections = chosen.length ? chosen : SECTIONS
+const MILLION = process.env.BENCH_MILLION === '1'
+const SMALL = 1_000
+const LARGE = Number(process.env.BENCH_LARGE ?? 100_000) // smaller only while working on the bench
 
-/**
- * For the comparisons of the Accounts page, with two cores or more (and Linux's taskset), the
- * servers run on one core and this process, the load generator, on another: otherwise the two
- * compete for the same cores and the ratio measures the scheduler as much as the servers (runs
- * varied by 10-15%). Everything else runs unpinned: sign-ins hash and exports collect garbage
- * on other cores, as they would in production.
- */
-const CORES = os.availableParallelism() // before any pinning: it counts this process's cores
-const ALL_CORES = `0-${CORES - 1}`
-function pin(pid: number, cores: string): boolean {
-  if (CORES < 2) return false
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', cores, String(pid)], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
+// ---- results -------------------------------------------------------------------------------
+
+let short = 0
+function report(name: string, measured: string, goal: string, ok: boolean): void {
+  if (!ok) short++
+  console.log(`${name}: ${measured} (${goal}) ${ok ? 'ok' : 'SHORT'}`)
 }
+const ms = (micros: number) => `${(micros / 1000).toFixed(2)} ms`
+const k = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`)
 
-function start(args: string[]): Promise<ChildProcess> {
-  const child = fork(path.join(import.meta.dirname, 'servers.ts'), args, { execArgv: ['--import', 'tsx'], stdio: 'inherit' })
+// ---- servers ---------------------------------------------------------------------------------
+
+interface Server {
+  child: ChildProcess
+  base: string
+  dataset?: Dataset
+  cookies: Map<string, string>
+  /** PostgreSQL's backends serving this portal: their CPU is part of its cost. */
+  applicationName?: string
+}
+const servers: Server[] = []
+const datasets: Dataset[] = []
+let pgPool: pg.Pool | undefined
+
+function start(args: string[], env: Record<string, string> = {}): Promise<Server> {
+  const child = fork(new URL('./servers.ts', import.meta.url).pathname, args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+    env: { ...process.env, SECRETS_KEY, SESSION_KEY: 'c'.repeat(64), API_RATE_LIMIT_PER_MINUTE: '1000000', SIGNIN_RATE_LIMIT_PER_MINUTE: '100000', ...env },
+  })
   return new Promise((resolve, reject) => {
-    child.once('message', () => resolve(child))
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
+    child.once('message', (m) => {
+      const server: Server = { child, base: `http://127.0.0.1:${(m as { port: number }).port}`, cookies: new Map() }
+      servers.push(server)
+      resolve(server)
+    })
+    child.once('exit', (code) => reject(new Error(`server ${args.join(' ')} exited with ${code}`)))
   })
 }
 
-/** All the servers, or none: one left running would hold its port for the next run. */
-async function startAll(args: string[][]): Promise<ChildProcess[]> {
-  const started: ChildProcess[] = []
-  try {
-    for (const a of args) started.push(await start(a))
-    return started
-  } catch (err) {
-    for (const server of started) server.kill()
-    throw err
+const portals = new Map<string, Promise<Server>>()
+/** The portal on `accounts` accounts, seeded and started once per run. */
+function portal(dialect: 'sqlite' | 'postgres', accounts: number): Promise<Server> {
+  const key = `${dialect}:${accounts}`
+  let started = portals.get(key)
+  if (!started) {
+    started = (async () => {
+      const t0 = performance.now()
+      const dataset = await prepareDataset(dialect, accounts)
+      datasets.push(dataset)
+      console.log(`  (seeded ${accounts.toLocaleString('en-US')} accounts on ${dialect} in ${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+      const applicationName = dataset.pgSchema
+      const env: Record<string, string> = applicationName ? { DATABASE_URL: `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${applicationName}` } : {}
+      const server = await start(['portal', dataset.dataDir, ...(dataset.pgSchema ? [dataset.pgSchema] : [])], env)
+      server.dataset = dataset
+      server.applicationName = applicationName
+      for (const username of Object.values(USERS)) server.cookies.set(username, (await signIn(server.base, username)).cookie)
+      return server
+    })()
+    portals.set(key, started)
   }
+  return started
 }
 
-/** A process's CPU time so far (user and system, all threads) in microseconds; null without /proc. */
-function cpuMicros(pid: number): number | null {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS
-  } catch {
-    return null
-  }
-}
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-function run(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => autocannon({ duration: DURATION, connections: 10, ...opts }, (err, res) => (err ? reject(err) : resolve(res))))
-}
-
-async function signIn(base: string, username = 'bench@bench.example'): Promise<{ cookie: string; csrf: string; anonCookie: string }> {
+async function signIn(base: string, username: string): Promise<{ cookie: string; csrf: string; anonCookie: string }> {
   const login = await fetch(`${base}/login`)
   const anonCookie = login.headers.get('set-cookie')!.split(';')[0]!
   const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!
@@ -87,160 +91,204 @@ async function signIn(base: string, username = 'bench@bench.example'): Promise<{
     headers: { cookie: anonCookie, 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ _csrf: csrf, username, password: PASSWORD }),
   })
-  if (res.status !== 303) throw new Error(`sign-in failed: ${res.status}`)
+  if (res.status !== 303) throw new Error(`sign-in of ${username} failed: ${res.status}`)
   return { cookie: res.headers.get('set-cookie')!.split(';')[0]!, csrf, anonCookie }
 }
 
-export interface Row { name: string; rps: number; p99: number; note?: string }
-export function printRows(title: string, rows: Row[]): void {
-  console.log(`\n${title}`)
-  for (const r of rows) console.log(`  ${r.name.padEnd(52)} ${r.rps.toFixed(0).padStart(7)} req/s   p99 ${String(r.p99).padStart(4)} ms${r.note ? `   ${r.note}` : ''}`)
-}
-
-async function prepareDataDir(accounts: number): Promise<string> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-bench-'))
-  const { db } = openDatabase({ dataDir })
-  await migrateToLatest(db)
-  const admin = await createAdministrator(db, { username: 'bench@bench.example', name: 'Bench', email: null, password: PASSWORD })
-  if (accounts) {
-    seedAccounts(path.join(dataDir, 'portal.sqlite'), accounts)
-    // Two analysts: one with 300 customers, one with a fifth of them (every fifth account).
-    for (const [username, count, step] of [['few@bench.example', 300, Math.floor(accounts / 300)], ['many@bench.example', Math.floor(accounts / 5), 5]] as const) {
-      const user = await insertUser(db, newUser({ username, name: username, email: null, passwordHash: admin.password_hash, role: 24, now: Date.now() }))
-      await replaceAssignments(db, user.id, Array.from({ length: count }, (_, i) => 1 + i * step), Date.now())
-    }
+/** The server's CPU time so far, with that of PostgreSQL's backends serving it. */
+async function serverCpu(server: Server): Promise<Map<number, number>> {
+  const pids = [server.child.pid!]
+  if (server.applicationName) {
+    pgPool ??= new pg.Pool({ connectionString: PG_URL, max: 1 })
+    const { rows } = await pgPool.query<{ pid: number }>('select pid from pg_stat_activity where application_name = $1', [server.applicationName])
+    pids.push(...rows.map((r) => r.pid))
   }
-  await db.destroy()
-  return dataDir
+  return new Map(pids.map((pid) => [pid, cpuMicros(pid)]))
+}
+/** CPU microseconds between two readings (a backend that appeared meanwhile counts from its start). */
+function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0
+  for (const [pid, micros] of after) sum += micros - (before.get(pid) ?? 0)
+  return sum
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+// ---- requests --------------------------------------------------------------------------------
+
+interface Request { path: string; headers: Record<string, string> }
+type Who = keyof typeof USERS
+const SEARCHES = [['common word', 'logistics'], ['rare word', RARE_WORD], ['one character', 'q'], ['two characters', 'zq']] as const
+
+/** The requests of the growth goal for one user on one server. */
+function requests(server: Server, who: Who): Array<[string, Request]> {
+  const cookie = { cookie: server.cookies.get(USERS[who])! }
+  const list: Array<[string, Request]> = [['Accounts page', { path: '/accounts', headers: cookie }]]
+  for (const [label, q] of SEARCHES) list.push([`search ${label} "${q}"`, { path: `/accounts?q=${encodeURIComponent(q)}`, headers: { ...cookie, 'hx-request': 'true' } }])
+  // Account Details is an Administrator's page: the analysts get a 403 there.
+  if (who === 'admin') list.push(['Account Details', { path: `/accounts/${server.dataset!.detailsUuid}/details`, headers: cookie }])
+  list.push(['GET /api/mssp/accounts?limit=50', { path: '/api/mssp/accounts?limit=50', headers: { 'x-apikeys': server.dataset!.apiKeys[USERS[who]]! } }])
+  return list
 }
 
-async function foundation() {
-  const dataDir = await prepareDataDir(0)
+/**
+ * Each request's CPU time (server and database) per answer, the servers loaded at once so they
+ * see the same machine: a warm-up second, then `seconds` of two connections each.
+ */
+async function costs(targets: Array<{ server: Server; request: Request }>, seconds = 2): Promise<number[]> {
+  const fire = (duration: number) => Promise.all(targets.map(({ server, request }) => load({ url: server.base + request.path, headers: request.headers, duration })))
+  await fire(1)
+  const before = await Promise.all(targets.map(({ server }) => serverCpu(server)))
+  const results = await fire(seconds)
+  const after = await Promise.all(targets.map(({ server }) => serverCpu(server)))
+  return results.map((result, i) => {
+    if (result.non2xx || result.errors) throw new Error(`${targets[i]!.request.path}: ${result.non2xx} non-2xx answers, ${result.errors} errors`)
+    // None answered within the window (a request of seconds): its CPU so far is a lower bound.
+    return cpuBetween(before[i]!, after[i]!) / Math.max(result.requests.total, 1)
+  })
+}
 
-  const [portal, bare] = (await startAll([['portal', dataDir, '39181'], ['bare', '39182']])) as [ChildProcess, ChildProcess]
-  const base = 'http://127.0.0.1:39181'
+// ---- the goals -------------------------------------------------------------------------------
+
+async function growth(dialect: 'sqlite' | 'postgres', sizes: number[]): Promise<void> {
+  const [small, ...larger] = await Promise.all(sizes.map((n) => portal(dialect, n)))
+  pinForLoad([small!, ...larger])
   try {
-    const { cookie, csrf, anonCookie } = await signIn(base)
-    const bareRes = await run({ url: 'http://127.0.0.1:39182/hello' })
-    const pageRes = await run({ url: `${base}/accounts`, headers: { cookie } })
-    if (pageRes.non2xx) throw new Error(`the Accounts page answered ${pageRes.non2xx} non-2xx responses`)
-    // The page while 20 sign-ins run at once (argon2 at m=19456 KiB, t=2).
-    const [busyPage, signIns] = await Promise.all([
-      run({ url: `${base}/accounts`, headers: { cookie } }),
-      run({
-        url: `${base}/login`, connections: 20, method: 'POST',
-        headers: { cookie: anonCookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ _csrf: csrf, username: 'bench@bench.example', password: PASSWORD }).toString(),
-      }),
-    ])
-    printRows(`Foundation (SQLite, ${DURATION}s each, ${os.availableParallelism()} cores)`, [
-      { name: 'bare Fastify route (baseline)', rps: bareRes.requests.average, p99: bareRes.latency.p99 },
-      { name: 'signed-in Accounts page', rps: pageRes.requests.average, p99: pageRes.latency.p99, note: `${(pageRes.requests.average / bareRes.requests.average).toFixed(2)}x of baseline throughput` },
-      { name: 'signed-in Accounts page during 20 concurrent sign-ins', rps: busyPage.requests.average, p99: busyPage.latency.p99, note: `p99 ${(busyPage.latency.p99 / Math.max(pageRes.latency.p99, 1)).toFixed(2)}x of idle (target <= 3x)` },
-      { name: '  sign-ins completed meanwhile', rps: signIns.requests.average, p99: signIns.latency.p99 },
-    ])
+    for (const who of Object.keys(USERS) as Who[]) {
+      const smallRequests = requests(small!, who)
+      for (const [i, [label, request]] of smallRequests.entries()) {
+        const targets = [{ server: small!, request }, ...larger.map((server) => ({ server, request: requests(server, who)[i]![1] }))]
+        const [base, ...grown] = await costs(targets)
+        for (const [j, cost] of grown.entries()) {
+          const n = sizes[j + 1]!
+          const limit = n >= 1_000_000 ? 2 : 1.3
+          const assigned = assignedCount(who, n)
+          const user = assigned === null ? 'Administrator' : `user with ${assignedCount(who, SMALL)}→${assigned.toLocaleString('en-US')} assigned`
+          report(`growth ${dialect} ${label}, ${user}, ${k(n)} vs ${k(sizes[0]!)}`, `${(cost / base!).toFixed(2)}x (${ms(base!)} → ${ms(cost)} CPU per request)`, `<= ${limit}x`, cost / base! <= limit)
+        }
+      }
+    }
   } finally {
-    portal.kill()
-    bare.kill()
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    unpin([small!, ...larger])
   }
 }
 
-async function accounts() {
-  const N = Number(process.env.BENCH_ACCOUNTS ?? 100_000)
-  const seeded = Date.now()
-  const dataDir = await prepareDataDir(N)
-  console.log(`\n(seeded ${N.toLocaleString('en-US')} accounts in ${((Date.now() - seeded) / 1000).toFixed(1)} s)`)
-  const servers = await startAll([['portal', dataDir, '39183'], ['minimal', path.join(dataDir, 'portal.sqlite'), '39184'], ['minimal-rows', path.join(dataDir, 'portal.sqlite'), '39185']])
-  const [portal, minimal, minimalRows] = servers as [ChildProcess, ChildProcess, ChildProcess]
-  const base = 'http://127.0.0.1:39183'
+/** Servers on core 1, this process (the load generator) on core 0: they do not compete for a core. */
+function pinForLoad(list: Server[]): boolean {
+  return pin(process.pid, '0') && list.every((server) => pin(server.child.pid!, '1'))
+}
+function unpin(list: Server[]): void {
+  for (const pid of [process.pid, ...list.map((server) => server.child.pid!)]) pin(pid, ALL_CORES)
+}
+
+async function ceiling(): Promise<void> {
+  const [page, bare] = await Promise.all([portal('sqlite', LARGE), start(['bare'])])
+  const pinned = pinForLoad([page, bare])
   try {
-    const { cookie } = await signIn(base)
-    const rows: Row[] = []
-    const pinned = pin(process.pid, '0') && servers.every((server) => pin(server.pid!, '1'))
-    // The three servers are loaded at the same time, sharing one core: this machine's speed
-    // drifts by 20% within a minute, so servers measured one after the other were compared at
-    // different speeds (single pairs ranged from 0.6 to 1.0). Loaded together they see the same
-    // machine, and each one's throughput is its requests per second of its own CPU time (read
-    // from /proc: the share the scheduler gives each does not enter), over ROUNDS rounds.
-    for (const [label, query] of [['first page', ''], ['search "logist"', '?q=logist']] as const) {
-      const targets = [
-        { url: `${base}/accounts${query}`, headers: { cookie }, pid: portal.pid! },
-        { url: `http://127.0.0.1:39184/accounts${query}`, headers: {}, pid: minimal.pid! },
-        { url: `http://127.0.0.1:39185/accounts${query}`, headers: {}, pid: minimalRows.pid! },
-      ]
-      const round = async (duration: number) => {
-        const before = targets.map((target) => cpuMicros(target.pid))
-        const results = await Promise.all(targets.map((target) => run({ url: target.url, headers: target.headers, duration })))
-        return results.map((result, i) => {
-          if (result.non2xx) throw new Error(`non-2xx answers for ${label}`)
-          const cpu = before[i] === null ? null : cpuMicros(targets[i]!.pid)! - before[i]!
-          // Requests per CPU-second: what one core of its own would serve.
-          return { result, cpuSeconds: cpu ? cpu / 1e6 : result.duration, perCpuSecond: cpu ? (result.requests.total / cpu) * 1e6 : result.requests.average }
-        })
-      }
-      await round(3) // warm-up: the portal has more code to compile
-      const rounds: Array<Awaited<ReturnType<typeof round>>> = []
-      for (let i = 0; i < ROUNDS; i++) rounds.push(await round(DURATION))
-      const median = (values: number[]) => percentile(values, 50)
-      // Each server's requests over its CPU time across all rounds; the rounds' own ratios show the spread.
-      const throughput = (j: number) => rounds.reduce((sum, r) => sum + r[j]!.result.requests.total, 0) / rounds.reduce((sum, r) => sum + r[j]!.cpuSeconds, 0)
-      const ratio = (j: number) => throughput(0) / throughput(j)
-      const roundRatios = (j: number) => rounds.map((r) => (r[0]!.perCpuSecond / r[j]!.perCpuSecond).toFixed(2)).join(', ')
-      const line = (name: string, j: number, note?: string): Row => ({ name, rps: throughput(j), p99: median(rounds.map((r) => r[j]!.result.latency.p99)), note })
-      rows.push(line(`minimal page (same queries and rows template), ${label}`, 1))
-      rows.push(line(`  the same, rows read as the portal reads them`, 2))
-      rows.push(line(`signed-in Accounts page, ${label}`, 0, `${ratio(1).toFixed(2)}x of minimal (rounds: ${roundRatios(1)}; target >= 0.8); ${ratio(2).toFixed(2)}x of the second`))
+    const targets = [
+      { server: page, url: `${page.base}/accounts`, headers: { cookie: page.cookies.get(USERS.admin)! } },
+      { server: bare, url: `${bare.base}/hello`, headers: {} },
+    ]
+    const round = async (duration: number) => {
+      const before = targets.map((t) => cpuMicros(t.server.child.pid!))
+      const results = await Promise.all(targets.map((t) => load({ url: t.url, headers: t.headers, connections: 10, duration })))
+      return results.map((result, i) => {
+        if (result.non2xx) throw new Error(`${targets[i]!.url}: ${result.non2xx} non-2xx answers`)
+        return { requests: result.requests.total, cpu: cpuMicros(targets[i]!.server.child.pid!) - before[i]! }
+      })
     }
-    printRows(`Accounts (SQLite, ${N.toLocaleString('en-US')} accounts; req/s per CPU-second of each server, ${pinned ? 'the three on core 1 at once, load generator on core 0' : 'unpinned, at once'})`, rows)
-    for (const pid of [process.pid, ...servers.map((server) => server.pid!)]) pin(pid, ALL_CORES) // also after a partial pinning
+    await round(2)
+    const rounds = [await round(4), await round(4), await round(4)]
+    const perCpuSecond = (j: number) => (rounds.reduce((s, r) => s + r[j]!.requests, 0) / rounds.reduce((s, r) => s + r[j]!.cpu, 0)) * 1e6
+    const ratio = perCpuSecond(0) / perCpuSecond(1)
+    report(`ceiling Accounts page at ${k(LARGE)} vs bare Fastify route${pinned ? ', both on core 1' : ', unpinned'}`,
+      `${ratio.toFixed(3)}x (${perCpuSecond(0).toFixed(0)} vs ${perCpuSecond(1).toFixed(0)} req per CPU-second)`, '>= 0.02x', ratio >= 0.02)
+  } finally {
+    unpin([page, bare])
+  }
+}
 
-    // Wildcard searches as a user types them: sequential, each timed, p95 over all.
-    const terms = ['acme', 'blu', 'cedar heal', 'logistics', 'managed', 'eu-0001', 'ticket 17', 'container', 'zeph', 'orchid bio', 'web app', 'xenon', 'harbor ins', 'quarry', 'us-00042']
-    async function searchTimes(sessionCookie: string): Promise<number[]> {
-      for (const term of terms) await fetch(`${base}/accounts?q=${encodeURIComponent(term)}`, { headers: { cookie: sessionCookie, 'hx-request': 'true' } }).then((r) => r.text())
-      const times: number[] = []
-      for (let i = 0; i < 300; i++) {
-        const term = terms[i % terms.length]!
-        const t0 = performance.now()
-        const res = await fetch(`${base}/accounts?q=${encodeURIComponent(term)}`, { headers: { cookie: sessionCookie, 'hx-request': 'true' } })
-        await res.text()
-        times.push(performance.now() - t0)
-      }
-      return times
-    }
-    const times = await searchTimes(cookie)
-    console.log(`  wildcard search (Accounts fragment, 300 searches, ${terms.length} terms): p50 ${percentile(times, 50).toFixed(1)} ms, p95 ${percentile(times, 95).toFixed(1)} ms (target <= 10 ms)`)
-    for (const [username, label] of [['few@bench.example', '300 assigned accounts'], ['many@bench.example', `${Math.floor(N / 5).toLocaleString('en-US')} assigned accounts`]] as const) {
-      const userTimes = await searchTimes((await signIn(base, username)).cookie)
-      console.log(`  the same searches by a user with ${label}: p50 ${percentile(userTimes, 50).toFixed(1)} ms, p95 ${percentile(userTimes, 95).toFixed(1)} ms`)
-    }
+async function contention(): Promise<void> {
+  const server = await portal('sqlite', LARGE)
+  const cookie = server.cookies.get(USERS.admin)!
+  const page = () => load({ url: `${server.base}/accounts`, headers: { cookie }, connections: 4, duration: 5 })
+  await load({ url: `${server.base}/accounts`, headers: { cookie }, duration: 1 })
+  const idle = await page()
+  // 20 sign-ins at once the whole time (argon2 at m=19456 KiB, t=2), each a fresh session.
+  const { csrf, anonCookie } = await signIn(server.base, USERS.admin)
+  const [busy, signIns] = await Promise.all([
+    page(),
+    load({
+      url: `${server.base}/login`, connections: 20, duration: 5, method: 'POST',
+      headers: { cookie: anonCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, username: USERS.admin, password: PASSWORD }).toString(),
+    }),
+  ])
+  if (idle.non2xx || busy.non2xx || signIns['4xx'] || signIns['5xx']) throw new Error('non-2xx answers during the contention goal')
+  const ratio = busy.latency.p99 / Math.max(idle.latency.p99, 1)
+  report(`contention Accounts page p99 during 20 concurrent sign-ins (${signIns.requests.total} done)`, `${ratio.toFixed(2)}x (${idle.latency.p99} → ${busy.latency.p99} ms)`, '<= 3x idle', ratio <= 3)
 
-    // CSV export of every account, streamed.
+  // CSV export: peak memory while it streams, and time against a tenth of the accounts.
+  const tenth = await portal('sqlite', LARGE / 10)
+  const exportOnce = async (s: Server) => {
+    const pid = s.child.pid!
+    resetPeak(pid)
+    const before = memoryMB(pid).rss
     const t0 = performance.now()
-    const res = await fetch(`${base}/accounts/export.csv`, { headers: { cookie } })
-    let bytes = 0
+    const res = await fetch(`${s.base}/accounts/export.csv`, { headers: { cookie: s.cookies.get(USERS.admin)! } })
+    if (res.status !== 200) throw new Error(`CSV export answered ${res.status}`)
     let lines = 0
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      bytes += chunk.byteLength
-      // Counted natively: a byte loop here would take CPU from the server on a small machine.
       const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
       for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++
     }
-    const seconds = (performance.now() - t0) / 1000
-    if (res.status !== 200) console.log(`  CSV export: answered ${res.status}`)
-    else console.log(`  CSV export of all accounts: ${lines.toLocaleString('en-US')} lines, ${(bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s (target < 2 s)`)
-  } finally {
-    for (const server of servers) server.kill()
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    return { seconds: (performance.now() - t0) / 1000, growth: memoryMB(pid).peak - before, lines }
   }
+  await exportOnce(tenth)
+  const small = [await exportOnce(tenth), await exportOnce(tenth), await exportOnce(tenth)]
+  const large = [await exportOnce(server), await exportOnce(server), await exportOnce(server)]
+  if (large[0]!.lines < LARGE) throw new Error(`the CSV export held ${large[0]!.lines} lines`)
+  const growthMB = Math.max(...large.map((r) => r.growth))
+  report(`contention CSV export of ${k(LARGE)} accounts, peak RSS growth`, `${growthMB.toFixed(1)} MB (largest of 3)`, '< 50 MB', growthMB < 50)
+  const fastest = (runs: typeof small) => Math.min(...runs.map((r) => r.seconds))
+  const ratio2 = fastest(large) / fastest(small)
+  report(`contention CSV export time ${k(LARGE)} vs ${k(LARGE / 10)}`, `${ratio2.toFixed(2)}x (${fastest(small).toFixed(2)} → ${fastest(large).toFixed(2)} s, fastest of 3)`, '<= 11x', ratio2 <= 11)
 }
 
-const only = process.argv[2]
-if (!only || only === 'foundation') await foundation()
-if (!only || only === 'accounts') await accounts()
+async function postgres(): Promise<void> {
+  const [lite, pgServer] = await Promise.all([portal('sqlite', LARGE), portal('postgres', LARGE)])
+  // Throughput, each alone on the machine in turn (PostgreSQL's processes need the cores too), rounds alternated.
+  for (const [label, request] of requests(lite, 'admin').slice(0, 1 + SEARCHES.length)) {
+    const other = requests(pgServer, 'admin').find(([l]) => l === label)![1]
+    const totals = [0, 0]
+    const seconds = [0, 0]
+    for (let round = 0; round < 3; round++) {
+      for (const [j, [server, r]] of ([[lite, request], [pgServer, other]] as const).entries()) {
+        const result = await load({ url: server.base + r.path, headers: r.headers, connections: 10, duration: round === 0 ? 1 : 2 })
+        if (result.non2xx) throw new Error(`${server.base}${r.path}: ${result.non2xx} non-2xx answers`)
+        if (round === 0) continue // warm-up
+        totals[j]! += result.requests.total
+        seconds[j]! += result.duration
+      }
+    }
+    const [liteRps, pgRps] = [totals[0]! / seconds[0]!, totals[1]! / seconds[1]!]
+    report(`postgres ${label}, Administrator, ${k(LARGE)}, vs SQLite`, `${(pgRps / liteRps).toFixed(2)}x (${pgRps.toFixed(0)} vs ${liteRps.toFixed(0)} req/s)`, '>= 0.5x', pgRps / liteRps >= 0.5)
+  }
+  await growth('postgres', [SMALL, LARGE])
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+const t0 = performance.now()
+try {
+  for (const section of sections) {
+    console.log(`\n# ${section}`)
+    if (section === 'growth') await growth('sqlite', MILLION ? [SMALL, LARGE, 1_000_000] : [SMALL, LARGE])
+    if (section === 'ceiling') await ceiling()
+    if (section === 'contention') await contention()
+    if (section === 'postgres') await postgres()
+  }
+} finally {
+  for (const server of servers) server.child.kill()
+  await pgPool?.end()
+  for (const dataset of datasets) await dataset.drop().catch((err) => console.error(`could not drop ${dataset.pgSchema ?? dataset.dataDir}: ${err}`))
+}
+console.log(`\n${short ? `${short} goal(s) SHORT` : 'every goal ok'} (${((performance.now() - t0) / 1000).toFixed(0)} s)`)
