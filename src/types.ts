@@ -31,7 +31,7 @@ declare module 'fastify' {
     config: Config
     db: Kysely<Database>
     dialect: Dialect
-    /** The SQLite connection under `db` (null on PostgreSQL), for reads kept until the next write (ReadCache). */
+    /** The SQLite connection under `db` (null on PostgreSQL). */
     sqlite: SQLite.Database | null
     messenger: Messenger
     /**

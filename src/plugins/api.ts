@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest, onRequestHookHandler } from 'fastify'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -65,12 +65,7 @@ export default fp(async (app) => {
   })
 
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
-  app.addHook('onRequest', (request, reply, done) => {
-    // Most requests carry neither header: no promise for them.
-    if (!('x-apikeys' in request.headers) && !('x-impersonate' in request.headers)) return done()
-    authenticateRequest(request, reply).then(() => done(), done)
-  })
-  async function authenticateRequest(request: FastifyRequest, reply: FastifyReply) {
+  app.addHook('onRequest', async (request, reply) => {
     if ('x-apikeys' in request.headers) {
       const keys = parseApiKeysHeader(request.headers['x-apikeys'])
       const counted = [`ip:${normalizeIP(request.ip)}`, ...(keys ? [`key:${keys.accessKey}`] : [])]
@@ -91,7 +86,7 @@ export default fp(async (app) => {
       if (request.auth?.via !== 'api-key' || !request.routeOptions.config.api) throw new HttpError(400, 'X-Impersonate is accepted only on API calls authenticated by API keys.')
       await impersonate(request)
     }
-  }
+  })
 
   await app.register(swagger, {
     openapi: {

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest, preHandlerHookHandler, preParsingHookHandler } from 'fastify'
+import type { FastifyRequest, preHandlerAsyncHookHandler, preParsingAsyncHookHandler } from 'fastify'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { CsrfError, ForbiddenError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
-import { getSettings, recentSettings } from '../areas/settings/service.ts'
+import { getSettings } from '../areas/settings/service.ts'
 import { safeEqual } from '../lib/tokens.ts'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -22,60 +22,39 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
  * The one gate every route passes: who may call it, checked before the body is read or
  * validated (the request is authenticated in onRequest, by session.ts and api.ts), so that
  * a caller without access gets 401/403 without sending or having checked a byte of body.
- * A callback hook that answers at once unless the portal's settings must be read first.
  */
-const gate: preParsingHookHandler = function (request, reply, payload, done) {
-  const refuse = (err: Error) => {
+const gate: preParsingAsyncHookHandler = async function (request, reply) {
+  try {
+    await checkAccess(request)
+  } catch (err) {
     // The body will not be read: close the connection rather than drain it.
     if (Number(request.headers['content-length']) > 0 || 'transfer-encoding' in request.headers) reply.header('Connection', 'close')
-    done(err)
+    throw err
   }
-  let pending: Promise<void> | undefined
-  try {
-    pending = checkAccess(request)
-  } catch (err) {
-    return refuse(err as Error)
-  }
-  if (pending) pending.then(() => done(null, payload), refuse)
-  else done(null, payload)
 }
 
-/** Then CSRF for unsafe browser requests, which needs the parsed body (the _csrf field). */
-const csrfGuard: preHandlerHookHandler = function (request, _reply, done) {
-  try {
-    checkCsrf(request)
-  } catch (err) {
-    return done(err as Error)
-  }
-  done()
-}
-
-function checkAccess(request: FastifyRequest): Promise<void> | undefined {
+async function checkAccess(request: FastifyRequest): Promise<void> {
   const { access } = request.routeOptions.config
-  if (access === 'public') return undefined
+  if (access === 'public') return
   const auth = request.auth
   if (!auth) throw new UnauthorizedError()
   // API keys reach the API only: pages (and their forms) need a browser session.
   if (auth.via === 'api-key' && !request.routeOptions.config.api) throw new UnauthorizedError('API keys are accepted by the API only.')
   // Until the second factor is given, the session reaches only the code step.
   if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
-  if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa) {
-    const settings = recentSettings(request.server.db)
-    // Read them, then check again (they are recent then).
-    if (!settings) return getSettings(request.server.db).then(() => checkAccess(request))
-    if (settings.require2fa) throw new TwoFactorSetupRequiredError()
+  if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await getSettings(request.server.db)).require2fa) {
+    throw new TwoFactorSetupRequiredError()
   }
   if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
-  return undefined
 }
 
-function checkCsrf(request: FastifyRequest): undefined {
+/** Then CSRF for unsafe browser requests, which needs the parsed body (the _csrf field). */
+const csrfGuard: preHandlerAsyncHookHandler = async function (request) {
   // Requests authenticated by API keys carry no cookie, so they need no CSRF token.
   if (UNSAFE.has(request.method) && request.routeOptions.config.csrf !== false && request.auth?.via !== 'api-key') {
     const submitted = submittedCsrfToken(request)
     if (!submitted || !safeEqual(submitted, request.csrfToken())) throw new CsrfError()
   }
-  return undefined
 }
 
 // Routes that plugins register for static files are public; every other route must declare

@@ -1,12 +1,11 @@
 import fp from 'fastify-plugin'
 import secureSession from '@fastify/secure-session'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database, Session, User } from '../db/schema.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
-import { ReadCache } from '../db/read-cache.ts'
 import { audit } from '../areas/audit/service.ts'
 
 declare module '@fastify/secure-session' {
@@ -45,33 +44,16 @@ export default fp(async (app) => {
     // No maxAge: a browser-session cookie, with or without Remember Me (as the guide says).
     cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure },
   })
-  rememberDecodedCookies(app, cookieExpirySeconds)
 
   const idleMs = app.config.sessionIdleMinutes * 60_000
 
   app.decorateRequest('auth', null)
   app.decorateRequest('sessionEnded', false)
 
-  // What a session token stands for, worked out once per token rather than on every request:
-  // its row id (sha256) and its CSRF token (an HMAC). Both are fixed for the token's life.
-  const derived = new Map<string, { id: string; csrf: string }>()
-  function derive(token: string): { id: string; csrf: string } {
-    let known = derived.get(token)
-    if (!known) {
-      if (derived.size >= 10_000) derived.clear()
-      known = { id: sha256(token), csrf: hmac(app.keys.session, `csrf:${token}`) }
-      derived.set(token, known)
-    }
-    return known
-  }
-  // The session row with its user, read again only after a write (see ReadCache).
-  const sessionRows = new ReadCache<Awaited<ReturnType<typeof repo.findSessionWithUser>>>(app.sqlite)
-
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
-    // Read as properties: the session's get() method hands out a new Proxy on every call.
-    const sid = this.session.sid
-    if (sid && this.auth) return derive(sid).csrf
-    let anon = this.session.anon
+    const sid = this.session.get('sid')
+    if (sid && this.auth) return hmac(app.keys.session, `csrf:${sid}`)
+    let anon = this.session.get('anon')
     if (!anon) {
       anon = randomToken(16)
       this.session.set('anon', anon)
@@ -79,22 +61,12 @@ export default fp(async (app) => {
     return hmac(app.keys.session, `csrf-anon:${anon}`)
   })
 
-  // A callback hook, answered at once when the session row is known and nothing needs writing
-  // (most requests): an async hook costs every request its promises.
-  app.addHook('onRequest', (request, _reply, done) => {
-    const token = request.session.sid
-    if (!token) return done()
-    const { id } = derive(token)
-    const cached = sessionRows.peek(id)
-    const pending = cached !== undefined ? authenticate(request, id, cached) : sessionRows.get(id, () => repo.findSessionWithUser(app.db, id)).then((found) => authenticate(request, id, found))
-    if (pending) pending.then(() => done(), done)
-    else done()
-  })
-
-  /** Sets request.auth from the session row; returns a promise only when it must write first. */
-  function authenticate(request: FastifyRequest, id: string, row: Awaited<ReturnType<typeof repo.findSessionWithUser>>): Promise<void> | undefined {
-    // Copies: the request may change its session (flash, assisting) and user objects.
-    const found = row && { session: { ...row.session }, user: { ...row.user }, has2fa: row.has2fa }
+  // One indexed lookup per request: the session row (by the token's hash) with its user.
+  app.addHook('onRequest', async (request) => {
+    const token = request.session.get('sid')
+    if (!token) return
+    const id = sha256(token)
+    const found = await repo.findSessionWithUser(app.db, id)
     const now = Date.now()
     const expired =
       !found ||
@@ -104,13 +76,13 @@ export default fp(async (app) => {
     if (expired) {
       request.session.set('sid', undefined)
       request.sessionEnded = true
-      return found ? repo.deleteSession(app.db, id) : undefined
+      if (found) await repo.deleteSession(app.db, id)
+      return
     }
     request.auth = { via: 'session', user: found.user, session: found.session, has2fa: found.has2fa, assistedBy: null }
     if (now - found.session.last_seen_at >= TOUCH_INTERVAL_MS) touch(id, now)
-    if (found.session.assist_user_id === null) return undefined
-    return applyAssist(request, found.user, found.session)
-  }
+    if (found.session.assist_user_id !== null) await applyAssist(request, found.user, found.session)
+  })
 
   // Sessions whose last-seen write is under way: one write per session at a time, however many
   // requests arrive while it waits.
@@ -130,35 +102,6 @@ export default fp(async (app) => {
       .finally(() => touching.delete(id))
   }
 })
-
-/**
- * secure-session decrypts the cookie on every request (base64, secretbox and JSON: about as
- * much as reading the session row). A cookie decrypts to the same data every time, so the
- * plaintext of each cookie seen is kept (per process, up to 10,000 cookies) and a known cookie
- * is only checked for its age. A cookie that fails to decrypt, or was sealed with a retired
- * key (secure-session then seals it again), is never kept.
- */
-function rememberDecodedCookies(app: FastifyInstance, expirySeconds: number): void {
-  const decode = app.decodeSecureSession.bind(app)
-  const plaintexts = new Map<string, string>()
-  app.decodeSecureSession = (cookie, log, sessionName) => {
-    const known = cookie === undefined ? undefined : plaintexts.get(cookie)
-    if (known === undefined) {
-      const session = decode(cookie, log, sessionName)
-      if (session && !session.changed && cookie !== undefined) {
-        if (plaintexts.size >= 10_000) plaintexts.clear()
-        plaintexts.set(cookie, JSON.stringify({ ...session.data(), __ts: session.get('__ts') }))
-      }
-      return session
-    }
-    const data = JSON.parse(known) as { __ts: number }
-    if ((data.__ts + expirySeconds) * 1000 <= Date.now()) {
-      plaintexts.delete(cookie!)
-      return null
-    }
-    return app.createSecureSession(data)
-  }
-}
 
 /**
  * An Administrator assisting a user acts as that user. Assisting ends by itself after the

@@ -1,6 +1,5 @@
-// Each process keeps session rows until the next write (src/db/read-cache.ts); a change made by
-// another process (a second portal, the command line) to the same SQLite file must still count
-// on the very next request.
+// Sessions are read from the database on every request; a change made by another process (a
+// second portal, the command line) to the same SQLite file must count on the very next request.
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import SQLite from 'better-sqlite3'
@@ -12,7 +11,7 @@ async function signedIn(t: Test, role = 64) {
   const client = new Client(app)
   await client.signIn(user.username)
   t.equal((await client.get('/accounts')).statusCode, 200)
-  t.equal((await client.get('/accounts')).statusCode, 200, 'a second page, answered from the kept session')
+  t.equal((await client.get('/accounts')).statusCode, 200, 'a second page')
   const elsewhere = new SQLite(path.join(dataDir, 'portal.sqlite'))
   t.teardown(() => elsewhere.close())
   return { app, user, client, elsewhere }

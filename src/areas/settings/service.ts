@@ -32,15 +32,9 @@ const DEFAULT_LINKS: readonly ResourceLink[] = Object.freeze(DEFAULT_RESOURCE_LI
 const DEFAULTS: Settings = { require2fa: false, resourceLinks: DEFAULT_LINKS }
 const cache = new WeakMap<Db, { at: number; settings: Settings }>()
 
-/** This process's settings if read less than SETTINGS_TTL_MS ago; else undefined (use getSettings). */
-export function recentSettings(db: Db): Settings | undefined {
-  const hit = cache.get(db)
-  return hit && Date.now() - hit.at < SETTINGS_TTL_MS ? hit.settings : undefined
-}
-
 export async function getSettings(db: Db): Promise<Settings> {
-  const recent = recentSettings(db)
-  if (recent) return recent
+  const hit = cache.get(db)
+  if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.settings
   const rows = await db.selectFrom('settings').select(['key', 'value']).execute()
   const settings = { ...DEFAULTS }
   for (const r of rows) {
