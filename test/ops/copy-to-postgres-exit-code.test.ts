@@ -2,14 +2,12 @@
 // behind (text PostgreSQL cannot store): a script must not take a partial copy for a complete
 // one. A complete copy exits 0.
 import { spawn } from 'node:child_process'
-import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import pg from 'pg'
-import { buildApp } from '../../src/app.ts'
-import { loadConfig } from '../../src/config.ts'
 import { type Tap, createUser } from '../helper.ts'
+import { copyFixture } from '../support/copy-fixture.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const url = process.env.TEST_DATABASE_URL
@@ -34,20 +32,11 @@ function copyCommand(dataDir: string, to: string): Promise<{ code: number | null
 
 /** A SQLite portal's data folder with the given users' names, and an empty PostgreSQL schema to copy into. */
 async function setup(t: Tap, names: string[]): Promise<{ dataDir: string; target: string }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-copy-exit-'))
-  const schema = `copyexit_${Date.now()}_${process.pid}_${names.length}`
-  const admin = new pg.Client({ connectionString: url })
-  await admin.connect()
-  await admin.query(`create schema ${schema}`)
-  t.teardown(async () => {
-    await admin.query(`drop schema ${schema} cascade`)
-    await admin.end()
-    fs.rmSync(dataDir, { recursive: true, force: true })
-  })
-  const app = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir }))
+  const { dataDir, target, openSqlite } = await copyFixture(t, url!, 'copyexit')
+  const app = await openSqlite()
   for (const name of names) await createUser(app, { role: 16, name })
   await app.close()
-  return { dataDir, target: `${url}${url!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}` }
+  return { dataDir, target }
 }
 
 

@@ -1,34 +1,21 @@
 // Issue 15, item 16 (copy-to-postgres): SQLite keeps text PostgreSQL cannot (a NUL, bytes
 // that are not UTF-8 such as a lone surrogate). The copy names each row it cannot move, and
 // each row that refers to one, and copies everything else.
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import pg from 'pg'
-import { buildApp } from '../../src/app.ts'
-import { loadConfig } from '../../src/config.ts'
 import { copyToPostgres } from '../../src/ops/copy-to-postgres.ts'
 import { assign, createAccount, createUser } from '../helper.ts'
+import { copyFixture } from '../support/copy-fixture.ts'
 
 const url = process.env.TEST_DATABASE_URL
 if (!url) {
   t.plan(0, 'PostgreSQL tests skipped: TEST_DATABASE_URL is not set')
 } else {
   t.test('copy-to-postgres names the rows it cannot move and copies the rest', async (t) => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-copy-bad-'))
-    const schema = `copybad_${Date.now()}_${process.pid}`
-    const admin = new pg.Client({ connectionString: url })
-    await admin.connect()
-    await admin.query(`create schema ${schema}`)
-    t.teardown(async () => {
-      await admin.query(`drop schema ${schema} cascade`)
-      await admin.end()
-      fs.rmSync(dataDir, { recursive: true, force: true })
-    })
+    const { dataDir, target, openSqlite } = await copyFixture(t, url, 'copybad')
 
     // A real SQLite portal holding good rows and rows PostgreSQL cannot store.
-    const sqliteApp = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir }))
+    const sqliteApp = await openSqlite()
     const good = await createUser(sqliteApp, { role: 16, name: 'Grace Good' })
     const nul = await createUser(sqliteApp, { role: 16, name: 'Nel\u0000Null' })
     const plain = await createAccount(sqliteApp, { container_name: 'Plain Account', notes: 'fine, with U+FFFD \uFFFD as typed' })
@@ -39,7 +26,6 @@ if (!url) {
     const accountsBefore = await sqliteApp.db.selectFrom('accounts').select('id').execute()
     await sqliteApp.close()
 
-    const target = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}`
     const lines: string[] = []
     const { counts, notCopied } = await copyToPostgres(dataDir, target, (l) => lines.push(l))
 

@@ -1,37 +1,26 @@
 // The move from SQLite to PostgreSQL: seed a portal on SQLite, copy it across, and find
 // everything there: users sign in with their passwords, accounts, logos, history, keys.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import pg from 'pg'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { seedDemo } from '../../src/demo/seed.ts'
 import { copyToPostgres } from '../../src/ops/copy-to-postgres.ts'
 import { Client } from '../helper.ts'
+import { copyFixture } from '../support/copy-fixture.ts'
 
 const url = process.env.TEST_DATABASE_URL
 if (!url) {
   t.plan(0, 'PostgreSQL tests skipped: TEST_DATABASE_URL is not set')
 } else {
   t.test('copy-to-postgres keeps every row, id and password', async (t) => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-copy-'))
-    const schema = `copy_${Date.now()}_${process.pid}`
-    const admin = new pg.Client({ connectionString: url })
-    await admin.connect()
-    await admin.query(`create schema ${schema}`)
-    t.teardown(async () => {
-      await admin.query(`drop schema ${schema} cascade`)
-      await admin.end()
-      fs.rmSync(dataDir, { recursive: true, force: true })
-    })
-    const sqliteApp = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir }))
+    const { dataDir, schema, target, openSqlite } = await copyFixture(t, url, 'copy')
+    const sqliteApp = await openSqlite()
     const creds = await seedDemo(sqliteApp)
     const before = await sqliteApp.db.selectFrom('accounts').select(['id', 'uuid', 'logo_id']).orderBy('id').execute()
     await sqliteApp.close()
 
-    const target = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}`
     const lines: string[] = []
     const { counts, notCopied } = await copyToPostgres(dataDir, target, (l) => lines.push(l))
     t.same(notCopied, [], 'every row copied')
