@@ -1,24 +1,8 @@
 import t from 'tap'
-import type { Kysely } from 'kysely'
-import { openDatabase } from '../../src/db/index.ts'
-import { up } from '../../migrations/0008_rate_limits.ts'
 import { type FailureCounter, databaseFailureCounter, memoryFailureCounter } from '../../src/ops/rate-limit-store.ts'
-import { freshPgSchema, sleep, tempDir, type Tap } from './portal.ts'
+import { sleep, twoConnections, type Tap } from './portal.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
-
-async function twoConnections(t: Tap, dialect: 'sqlite' | 'postgres'): Promise<[Kysely<any>, Kysely<any>]> {
-  const dataDir = tempDir(t)
-  const databaseUrl = dialect === 'postgres' ? await freshPgSchema(t) : undefined
-  const a = openDatabase({ dataDir, databaseUrl }).db
-  const b = openDatabase({ dataDir, databaseUrl }).db
-  t.teardown(async () => {
-    await a.destroy()
-    await b.destroy()
-  })
-  await up(a)
-  return [a, b]
-}
 
 /** What every counter must do: count per key in a window, report the highest, forget after it. */
 async function behaves(t: Tap & Pick<typeof import('tap').default, 'equal' | 'ok'>, one: FailureCounter, other: FailureCounter) {

@@ -9,7 +9,10 @@ import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import SQLite from 'better-sqlite3'
+import type { Kysely } from 'kysely'
 import { randomToken } from '../../src/lib/tokens.ts'
+import { openDatabase } from '../../src/db/index.ts'
+import { up as rateLimitsTable } from '../../migrations/0008_rate_limits.ts'
 import { cleanEnv, freePort } from '../support/processes.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..')
@@ -50,6 +53,20 @@ export async function freshPgSchema(t: Tap): Promise<string> {
   const url = new URL(base)
   url.searchParams.set('options', `-c search_path=${schema}`)
   return url.toString()
+}
+
+/** Two connections to one new database (as two portal processes have), with the rate_limits table made. */
+export async function twoConnections(t: Tap, dialect: 'sqlite' | 'postgres'): Promise<[Kysely<any>, Kysely<any>]> {
+  const dataDir = tempDir(t)
+  const databaseUrl = dialect === 'postgres' ? await freshPgSchema(t) : undefined
+  const a = openDatabase({ dataDir, databaseUrl }).db
+  const b = openDatabase({ dataDir, databaseUrl }).db
+  t.teardown(async () => {
+    await a.destroy()
+    await b.destroy()
+  })
+  await rateLimitsTable(a)
+  return [a, b]
 }
 
 export interface PortalProcess {

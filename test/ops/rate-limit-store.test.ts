@@ -2,26 +2,10 @@ import t from 'tap'
 import Fastify from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { type Kysely, sql } from 'kysely'
-import { openDatabase } from '../../src/db/index.ts'
-import { up } from '../../migrations/0008_rate_limits.ts'
 import { databaseRateLimitStore } from '../../src/ops/rate-limit-store.ts'
-import { freshPgSchema, sleep, tempDir, type Tap } from './portal.ts'
+import { sleep, twoConnections, type Tap } from './portal.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
-
-/** Two connections to one new database (as two portal processes have), with the table made. */
-async function twoConnections(t: Tap, dialect: 'sqlite' | 'postgres'): Promise<[Kysely<any>, Kysely<any>]> {
-  const dataDir = tempDir(t)
-  const databaseUrl = dialect === 'postgres' ? await freshPgSchema(t) : undefined
-  const a = openDatabase({ dataDir, databaseUrl }).db
-  const b = openDatabase({ dataDir, databaseUrl }).db
-  t.teardown(async () => {
-    await a.destroy()
-    await b.destroy()
-  })
-  await up(a)
-  return [a, b]
-}
 
 type Store = {
   incr(key: string, cb: (err: Error | null, r?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void
