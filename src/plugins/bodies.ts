@@ -50,15 +50,6 @@ export function findBadText(root: unknown): string | null {
   return null
 }
 
-function check(request: FastifyRequest, done: (err?: Error) => void): void {
-  try {
-    checkText(request)
-  } catch (err) {
-    return done(err as Error)
-  }
-  done()
-}
-
 function checkText(request: FastifyRequest): void {
   for (const where of ['params', 'query', 'body'] as const) {
     const path = findBadText(request[where])
@@ -79,10 +70,9 @@ export default fp(async (app) => {
   // Uploads are small: one file, size-limited before anything is decoded; short fields.
   await app.register(multipart, { limits: { fileSize: 256 * 1024, files: 1, fields: 20, parts: 21, fieldSize: 64 * 1024 } })
 
-  // A callback hook: most requests carry no multipart body and need no promise.
-  app.addHook('preValidation', (request, _reply, done) => {
-    if (!request.isMultipart()) return check(request, done)
-    readMultipart(request).then(() => check(request, done), done)
+  app.addHook('preValidation', async (request) => {
+    if (request.isMultipart()) await readMultipart(request)
+    checkText(request)
   })
 })
 
