@@ -26,19 +26,26 @@ export interface AuthContext {
   assistedBy: User | null
 }
 
+/**
+ * What services use of the running portal besides the actor and the database. A
+ * FastifyInstance is one, so routes pass `request.server`; services need not know Fastify.
+ */
+export interface Portal {
+  config: Config
+  db: Kysely<Database>
+  dialect: Dialect
+  messenger: Messenger
+  /**
+   * session: encrypts the cookie and derives CSRF tokens (rotating it signs everyone out).
+   * secrets: keys the API-key hashes and encrypts TOTP secrets (must stay stable).
+   */
+  keys: { session: Buffer; secrets: Buffer }
+}
+
 declare module 'fastify' {
-  interface FastifyInstance {
-    config: Config
-    db: Kysely<Database>
-    dialect: Dialect
+  interface FastifyInstance extends Portal {
     /** The SQLite connection under `db` (null on PostgreSQL). */
     sqlite: SQLite.Database | null
-    messenger: Messenger
-    /**
-     * session: encrypts the cookie and derives CSRF tokens (rotating it signs everyone out).
-     * secrets: keys the API-key hashes and encrypts TOTP secrets (must stay stable).
-     */
-    keys: { session: Buffer; secrets: Buffer }
   }
   interface FastifyRequest {
     auth: AuthContext | null

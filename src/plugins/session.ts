@@ -7,6 +7,7 @@ import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/repository.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
 import { audit } from '../areas/audit/service.ts'
+import type { Actor, Origin } from '../lib/actor.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -197,4 +198,16 @@ export function isHtmx(request: FastifyRequest): boolean {
 export function redirect(request: FastifyRequest, reply: FastifyReply, url: string) {
   if (isHtmx(request)) return reply.header('HX-Redirect', url).code(204).send()
   return reply.redirect(url, 303)
+}
+
+/** The signed-in user of the request as services see them (see lib/actor.ts). */
+export function actorOf(request: FastifyRequest): Actor {
+  const auth = request.auth
+  if (!auth) throw new Error('actorOf: the route let an anonymous request through')
+  return { user: auth.user, assistedBy: auth.assistedBy, ip: request.ip }
+}
+
+/** Where an anonymous request came from, for services that audit sign-in steps. */
+export function originOf(request: FastifyRequest): Origin {
+  return { ip: request.ip }
 }
