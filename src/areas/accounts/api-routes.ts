@@ -9,6 +9,8 @@ import { errorSchema } from '../api/routes.ts'
 import { findLogoByUuid } from '../logos/repository.ts'
 import { LICENSED_APPS, LICENSED_APP_CODES } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import type { ApiAccountQuery, Filter, FilterOp } from './conditions.ts'
+import { findUserByUuid } from '../users/repository.ts'
 import * as service from './service.ts'
 
 // Tenable's MSSP account endpoints (`/mssp/accounts`, `/filters/mssp/accounts`) and the
@@ -22,7 +24,6 @@ export const MAX_PAGE = 10_000
 
 // --- Filters: one table is both the documentation (GET /filters) and the validation ---
 
-type FilterOp = repo.FilterOp
 export interface FilterDefinition {
   name: string
   readable_name: string
@@ -60,7 +61,7 @@ export const WILDCARD_FIELDS = ['container_name', 'custom_name', 'site_id', 'reg
 export const DEFAULT_WILDCARD_FIELDS: readonly string[] = ['container_name', 'custom_name', 'licensed_apps', 'site_id', 'notes']
 
 /** `field:operator:value` (the value may itself hold colons), checked against ACCOUNT_FILTERS. */
-export function parseFilter(raw: string): repo.Filter | string {
+export function parseFilter(raw: string): Filter | string {
   const first = raw.indexOf(':')
   const second = first < 0 ? -1 : raw.indexOf(':', first + 1)
   if (second < 0) return `The filter "${raw}" must look like field:operator:value.`
@@ -153,7 +154,7 @@ const listQuerySchema = z.object({
   f: z
     .preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().max(1000)).max(50, 'At most 50 filters.'))
     .transform((values, ctx) => {
-      const filters: repo.Filter[] = []
+      const filters: Filter[] = []
       values.forEach((raw, i) => {
         const parsed = parseFilter(raw)
         if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, path: [i] })
@@ -170,11 +171,11 @@ const listQuerySchema = z.object({
 })
 
 /** The wildcard: the indexed text search over the default fields, or `match` filters OR-ed over the chosen ones. */
-export function wildcardQuery(w: string | undefined, wf: readonly string[] | undefined): Pick<repo.ApiAccountQuery, 'text' | 'anyOf'> {
+export function wildcardQuery(w: string | undefined, wf: readonly string[] | undefined): Pick<ApiAccountQuery, 'text' | 'anyOf'> {
   const value = (w ?? '').trim()
   if (!value) return {}
   if (!wf?.length || wf.every((f) => DEFAULT_WILDCARD_FIELDS.includes(f))) return { text: value }
-  const anyOf: repo.Filter[] = []
+  const anyOf: Filter[] = []
   for (const field of new Set(wf)) {
     if (field === 'licensed_apps') {
       // Apps are stored as codes: a code or a name containing the text, as the Search box does.
@@ -243,7 +244,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request, reply) => {
     const { f, ft, w, wf, limit, offset } = request.query
-    const query: repo.ApiAccountQuery = { filters: f, filterType: ft, ...wildcardQuery(w, wf) }
+    const query: ApiAccountQuery = { filters: f, filterType: ft, ...wildcardQuery(w, wf) }
     const rows = repo.iterateApiAccounts(app.db, app.dialect, request.auth!.user, query, { offset, limit: limit ?? MAX_UNPAGED_ACCOUNTS })
     // The first batch is read before the response starts, so a failure is still a proper error.
     const first = await rows.next()
@@ -326,7 +327,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const caller = request.auth!.user
     const { user_uuid } = request.params
     if (caller.role !== ADMINISTRATOR && caller.uuid !== user_uuid) throw new ForbiddenError("Only Administrators may see another user's accounts.")
-    const target = z.uuid().safeParse(user_uuid).success ? await repo.findUserRefByUuid(app.db, user_uuid) : undefined
+    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
     if (!target) throw new NotFoundError('This user does not exist.')
     const rows = await repo.assignedAccountUuids(app.db, target.id)
     return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
@@ -345,7 +346,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => {
     const { user_uuid } = request.params
-    const target = z.uuid().safeParse(user_uuid).success ? await repo.findUserRefByUuid(app.db, user_uuid) : undefined
+    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
     if (!target) throw new NotFoundError('This user does not exist.')
     await service.replaceUserAssignments(request, target, request.body.account_uuids)
     const rows = await repo.assignedAccountUuids(app.db, target.id)

@@ -4,6 +4,8 @@ import { NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { LICENSED_APPS, LICENSED_APP_CODES, appLabel, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import { type AccountQuery, type Filter, SORTABLE } from './conditions.ts'
+import { countAccounts, listAccountsPage } from './search-plans.ts'
 import * as service from './service.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
 import { ConflictError } from '../../lib/errors.ts'
@@ -15,7 +17,7 @@ import { ssoUnavailableReason } from '../instances/service.ts'
 // builds an issue first: 30 times slower, so not for every plain page view).
 export const listQuerySchema = z.object({
   q: z.string().max(200).catch('').default(''),
-  sort: z.enum(repo.SORTABLE).catch('container_name').default('container_name'),
+  sort: z.enum(SORTABLE).catch('container_name').default('container_name'),
   dir: z.enum(['asc', 'desc']).catch('asc').default('asc'),
   page: z.coerce.number().int().min(1).max(1_000_000).catch(1).default(1),
   app: z.enum(LICENSED_APP_CODES as [string, ...string[]]).optional().catch(undefined),
@@ -25,8 +27,8 @@ export const listQuerySchema = z.object({
 export type ListQuery = z.infer<typeof listQuerySchema>
 
 /** The page's search box and filters as a repository query (the export uses it too). */
-export function toAccountQuery(q: ListQuery): repo.AccountQuery {
-  const filters: repo.Filter[] = []
+export function toAccountQuery(q: ListQuery): AccountQuery {
+  const filters: Filter[] = []
   if (q.app) filters.push({ field: 'licensed_apps', op: 'eq', value: q.app })
   if (q.region) filters.push({ field: 'region', op: 'eq', value: q.region })
   if (q.expires === 'expired') filters.push({ field: 'days_to_expiration', op: 'lt', value: '0' })
@@ -56,7 +58,7 @@ const routes: FastifyPluginAsync = async (app) => {
   async function listData(request: FastifyRequest, q: ListQuery) {
     const viewer = request.auth!.user
     const query = toAccountQuery(q)
-    const { accounts, total, more, page } = await repo.listAccountsPage(app.db, app.dialect, viewer, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
+    const { accounts, total, more, page } = await listAccountsPage(app.db, app.dialect, viewer, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
     return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
@@ -186,7 +188,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (params.all !== '1') return { uuids: selectedUuids(source), all: null }
     const q = listQuerySchema.parse(params)
     const query = toAccountQuery(q)
-    const total = await repo.countAccounts(app.db, app.dialect, request.auth!.user, query)
+    const total = await countAccounts(app.db, app.dialect, request.auth!.user, query)
     return { uuids: [] as string[], all: { total, query, state: stateParams(q) } }
   }
 

@@ -6,6 +6,8 @@ import { uuid } from '../../lib/tokens.ts'
 import { audit } from '../audit/service.ts'
 import { LICENSED_APP_CODES, formatApps, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import type { AccountQuery } from './conditions.ts'
+import { auditEventExists } from '../audit/repository.ts'
 
 export const PAGE_SIZE = 50
 /** The Accounts page counts matches up to this many; beyond it says "1,000+". */
@@ -138,7 +140,7 @@ export async function assignLogo(request: FastifyRequest, accountUuids: string[]
 }
 
 /** Assigns a logo (or none) to every account matching the search: "select all N matching". */
-export async function assignLogoToMatching(request: FastifyRequest, query: repo.AccountQuery, logoId: number | null, logoName: string | null): Promise<number> {
+export async function assignLogoToMatching(request: FastifyRequest, query: AccountQuery, logoId: number | null, logoName: string | null): Promise<number> {
   const { db, dialect } = request.server
   const user = request.auth!.user
   return db.transaction().execute(async (trx) => {
@@ -251,7 +253,7 @@ export async function replaceUserAssignments(request: FastifyRequest, target: { 
   if (target.role === ADMINISTRATOR) throw new ConflictError('Administrators see every account and have no account assignments. Change the role first.')
   const wanted = [...new Set(accountUuids.map((u) => u.toLowerCase()))]
   return request.server.db.transaction().execute(async (trx) => {
-    const found = await repo.findAccountIdsByUuid(trx, wanted)
+    const found = await repo.findVisibleAccountIds(trx, request.auth!.user, wanted)
     if (found.length !== wanted.length) {
       const known = new Set(found.map((f) => f.uuid))
       const missing = wanted.filter((u) => !known.has(u))
@@ -289,7 +291,7 @@ export async function importAccounts(request: FastifyRequest, rows: AccountInput
   const now = Date.now()
   return db.transaction().execute(async (trx) => {
     await repo.lockUserRow(trx, dialect, user.id)
-    if (await repo.auditEventExists(trx, 'account.import', importId, issuedAt)) throw new ConflictError('These accounts have already been imported.')
+    if (await auditEventExists(trx, 'account.import', importId, issuedAt)) throw new ConflictError('These accounts have already been imported.')
     const n = await repo.insertAccounts(trx, rows.map((r) => toNewAccount(r, user.id, now)))
     await audit(trx, request, { action: 'account.import', target: { type: 'import', id: importId, name: `${n} accounts` }, fields: { accounts: n } })
     return n
