@@ -12,6 +12,7 @@ import * as repo from './repository.ts'
 import type { ApiAccountQuery, Filter, FilterOp } from './conditions.ts'
 import { findUserByUuid } from '../users/repository.ts'
 import * as service from './service.ts'
+import { actorOf } from '../../plugins/session.ts'
 
 // Tenable's MSSP account endpoints (`/mssp/accounts`, `/filters/mssp/accounts`) and the
 // portal's extensions (create, patch, replace assignments). See API.md.
@@ -245,7 +246,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const { f, ft, w, wf, limit, offset } = request.query
     const query: ApiAccountQuery = { filters: f, filterType: ft, ...wildcardQuery(w, wf) }
-    const rows = repo.iterateApiAccounts(app.db, app.dialect, request.auth!.user, query, { offset, limit: limit ?? MAX_UNPAGED_ACCOUNTS })
+    const rows = repo.iterateApiAccounts(app.db, app.dialect, actorOf(request).user, query, { offset, limit: limit ?? MAX_UNPAGED_ACCOUNTS })
     // The first batch is read before the response starts, so a failure is still a proper error.
     const first = await rows.next()
     return reply.type('application/json; charset=utf-8').send(Readable.from(accountsJson(first, rows)) as never)
@@ -257,7 +258,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const { _csrf, ...input } = request.body
     try {
-      const account = await service.createAccount(request, input)
+      const account = await service.createAccount(app.db, actorOf(request), input)
       return service.toApiAccount({ ...account, logo_uuid: null })
     } catch (err) {
       if (err instanceof ValidationError) return sendBadRequest(reply, err)
@@ -268,7 +269,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   app.get('/mssp/accounts/:account_uuid', {
     config: { access: 'user' },
     schema: { tags: ['accounts'], summary: 'One account (404 when missing or not visible)', params: z.object({ account_uuid: z.string() }), response: { 200: apiAccountSchema, 401: errorSchema, 404: errorSchema } },
-  }, async (request) => service.toApiAccount(await service.requireVisibleAccount(request, request.params.account_uuid)))
+  }, async (request) => service.toApiAccount(await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)))
 
   app.patch('/mssp/accounts/:account_uuid', {
     config: { access: 'administrator' },
@@ -281,17 +282,17 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: apiAccountSchema, ...adminErrors },
     },
   }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, request.params.account_uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)
     const { _csrf, ...input } = request.body
     const changes = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined))
     if (Object.keys(changes).length === 0) throw new HttpError(400, `Nothing to change: send any of ${Object.keys(service.accountPatchSchema.shape).join(', ')}.`)
     try {
-      await service.patchAccount(request, account, changes)
+      await service.patchAccount(app.db, actorOf(request), account, changes)
     } catch (err) {
       if (err instanceof ValidationError) return sendBadRequest(reply, err)
       throw err
     }
-    return service.toApiAccount(await service.requireVisibleAccount(request, account.uuid))
+    return service.toApiAccount(await service.requireVisibleAccount(app.db, actorOf(request), account.uuid))
   })
 
   app.put('/mssp/accounts/logos', {
@@ -311,7 +312,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const { logo_uuid, account_uuids } = request.body
     const logo = logo_uuid ? await findLogoByUuid(app.db, logo_uuid) : null
     if (logo_uuid && !logo) throw new NotFoundError('This logo does not exist.')
-    const updated = await service.assignLogo(request, account_uuids, logo?.id ?? null, logo?.name ?? null)
+    const updated = await service.assignLogo(app.db, actorOf(request), account_uuids, logo?.id ?? null, logo?.name ?? null)
     return { updated }
   })
 
@@ -324,7 +325,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: childContainersSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
     },
   }, async (request) => {
-    const caller = request.auth!.user
+    const caller = actorOf(request).user
     const { user_uuid } = request.params
     if (caller.role !== ADMINISTRATOR && caller.uuid !== user_uuid) throw new ForbiddenError("Only Administrators may see another user's accounts.")
     const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
@@ -348,7 +349,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const { user_uuid } = request.params
     const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
     if (!target) throw new NotFoundError('This user does not exist.')
-    await service.replaceUserAssignments(request, target, request.body.account_uuids)
+    await service.replaceUserAssignments(app.db, actorOf(request), target, request.body.account_uuids)
     const rows = await repo.assignedAccountUuids(app.db, target.id)
     return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
   })
@@ -362,7 +363,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: historySchema, 401: errorSchema, 404: errorSchema },
     },
   }, async (request) => {
-    const account = await service.requireVisibleAccount(request, request.params.account_uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)
     return { history: historyOf(account.uuid, await repo.nameHistory(app.db, account.id)) }
   })
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { NotFoundError, ValidationError } from '../../lib/errors.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { LICENSED_APPS, LICENSED_APP_CODES, appLabel, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
 import { type AccountQuery, type Filter, SORTABLE } from './conditions.ts'
@@ -10,7 +10,6 @@ import * as service from './service.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import * as saved from './saved-searches.ts'
-import { audit } from '../audit/service.ts'
 import { ssoUnavailableReason } from '../instances/service.ts'
 
 // Missing values take their default directly; bad ones fall back through `catch` (which
@@ -56,9 +55,8 @@ function selectedUuids(body: unknown): string[] {
 
 const routes: FastifyPluginAsync = async (app) => {
   async function listData(request: FastifyRequest, q: ListQuery) {
-    const viewer = request.auth!.user
     const query = toAccountQuery(q)
-    const { accounts, total, more, page } = await listAccountsPage(app.db, app.dialect, viewer, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
+    const { accounts, total, more, page } = await listAccountsPage(app.db, app.dialect, actorOf(request).user, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
     return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
@@ -69,8 +67,9 @@ const routes: FastifyPluginAsync = async (app) => {
     const currentQuery = saved.normaliseQuery(at === -1 ? '' : request.url.slice(at + 1))
     const data = await listData(request, q)
     const htmx = isHtmx(request)
-    const regions = htmx ? [] : await repo.distinctRegions(app.db, request.auth!.user)
-    const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, request.auth!.user.id)
+    const { user } = actorOf(request)
+    const regions = htmx ? [] : await repo.distinctRegions(app.db, user)
+    const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, user.id)
     return reply.render('accounts/index', { title: 'Accounts', ...data, regions, savedSearches, currentQuery }, { fragment: 'accounts/_results' })
   })
 
@@ -79,15 +78,14 @@ const routes: FastifyPluginAsync = async (app) => {
     const body = (request.body ?? {}) as Record<string, unknown>
     const query = typeof body.query === 'string' ? body.query : ''
     try {
-      const id = await saved.saveSearch(app.db, request.auth!.user.id, { name: body.name, query })
-      await audit(app.db, request, { action: 'saved_search.create', target: { type: 'saved_search', id, name: String(body.name).trim() }, fields: { query: saved.normaliseQuery(query) } })
+      await saved.saveSearch(app.db, actorOf(request), { name: body.name, query })
     } catch (err) {
       if (err instanceof ValidationError || err instanceof ConflictError) {
         const message = err instanceof ValidationError ? Object.values(err.fieldErrors)[0] ?? err.message : err.message
         const q = listQuerySchema.parse(Object.fromEntries(new URLSearchParams(saved.normaliseQuery(query))))
         const data = await listData(request, q)
         reply.code(422)
-        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db, request.auth!.user), savedSearches: await saved.listSavedSearches(app.db, request.auth!.user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
+        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db, actorOf(request).user), savedSearches: await saved.listSavedSearches(app.db, actorOf(request).user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
       }
       throw err
     }
@@ -98,8 +96,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/accounts/saved-searches/:uuid/delete', { config: { access: 'user' } }, async (request, reply) => {
     const { uuid } = request.params as { uuid: string }
     if (!z.uuid().safeParse(uuid).success) throw new NotFoundError()
-    const name = await saved.deleteSavedSearch(app.db, request.auth!.user.id, uuid)
-    await audit(app.db, request, { action: 'saved_search.delete', target: { type: 'saved_search', id: uuid, name } })
+    await saved.deleteSavedSearch(app.db, actorOf(request), uuid)
     await flash(request, 'Saved search deleted.')
     return redirect(request, reply, '/accounts')
   })
@@ -128,7 +125,7 @@ const routes: FastifyPluginAsync = async (app) => {
     }
     try {
       if (values.license_expiration && Number.isNaN(expiry)) throw new ValidationError({ license_expiration: 'Enter the date as YYYY-MM-DD.' })
-      await service.createAccount(request, input)
+      await service.createAccount(app.db, actorOf(request), input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       const errors = { ...err.fieldErrors }
@@ -146,7 +143,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Account Details for Support Ticket (Administrator)
   app.get('/accounts/:uuid/details', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), (request.params as { uuid: string }).uuid)
     const assignedUsers = await repo.assignedUserCount(app.db, account.id)
     return reply.render('accounts/details', { title: 'Account Details for Support Ticket', account, assignedUsers, appLabel, parseApps }, { fragment: 'accounts/_details' })
   })
@@ -157,23 +154,23 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), (request.params as { uuid: string }).uuid)
     return renderEdit(request, reply, account)
   })
 
   app.post('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), (request.params as { uuid: string }).uuid)
     // A form changes only the fields it carries: a post without `notes` keeps the notes, and
     // a body that is no form at all (text/plain arrives as a string) carries none.
     const input = formFields(request.body, ['custom_name', 'notes'])
     try {
-      await service.editAccount(request, account, input)
+      await service.editAccount(app.db, actorOf(request), account, input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderEdit(request, reply, account, { errors: err.fieldErrors, alert: err.message, values: { custom_name: account.custom_name ?? '', notes: account.notes, ...input } }, 422)
     }
     if (isHtmx(request)) {
-      const updated = await service.requireVisibleAccount(request, account.uuid)
+      const updated = await service.requireVisibleAccount(app.db, actorOf(request), account.uuid)
       reply.header('HX-Trigger', 'accounts-changed')
       return renderEdit(request, reply, updated, { saved: 'Account changes saved successfully.' })
     }
@@ -188,7 +185,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (params.all !== '1') return { uuids: selectedUuids(source), all: null }
     const q = listQuerySchema.parse(params)
     const query = toAccountQuery(q)
-    const total = await countAccounts(app.db, app.dialect, request.auth!.user, query)
+    const total = await countAccounts(app.db, app.dialect, actorOf(request).user, query)
     return { uuids: [] as string[], all: { total, query, state: stateParams(q) } }
   }
 
@@ -208,8 +205,8 @@ const routes: FastifyPluginAsync = async (app) => {
     if (problem) {
       return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
     }
-    if (target.all) await service.assignLogoToMatching(request, target.all.query, logo?.id ?? null, logo?.name ?? null)
-    else await service.assignLogo(request, target.uuids, logo?.id ?? null, logo?.name ?? null)
+    if (target.all) await service.assignLogoToMatching(app, actorOf(request), target.all.query, logo?.id ?? null, logo?.name ?? null)
+    else await service.assignLogo(app.db, actorOf(request), target.uuids, logo?.id ?? null, logo?.name ?? null)
     const message = 'Logo assigned to all selected accounts'
     if (isHtmx(request)) {
       reply.header('HX-Trigger', 'accounts-changed')

@@ -3,13 +3,11 @@ import type { MultipartFile } from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
 import { ConflictError } from '../../lib/errors.ts'
-import { flash, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, redirect } from '../../plugins/session.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, type ImportPreview, accountsCsvStream, exportFilename, readImport, signImport, templateCsv, verifyImport } from './csv.ts'
 import { appLabel } from './licensed-apps.ts'
-import * as repo from './repository.ts'
 import { listQuerySchema, toAccountQuery } from './routes.ts'
-import { importAccounts } from './service.ts'
-import { audit } from '../audit/service.ts'
+import { exportAccounts, importAccounts } from './service.ts'
 
 /** Rows of a good file shown in the preview (all are imported). */
 const PREVIEW_ROWS = 20
@@ -35,10 +33,9 @@ const routes: FastifyPluginAsync = async (app) => {
     // The Accounts page's query string: the export holds what the page's search and filters show.
     const q = listQuerySchema.parse(request.query ?? {})
     const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
-    const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query)
     // The search and filters, so that the log says which accounts left the portal.
-    const filters = Object.fromEntries(Object.entries({ q: q.q, app: q.app, region: q.region, expires: q.expires }).filter((e): e is [string, string] => Boolean(e[1])))
-    await audit(app.db, request, { action: 'account.export', fields: filters })
+    const searched = Object.fromEntries(Object.entries({ q: q.q, app: q.app, region: q.region, expires: q.expires }).filter((e): e is [string, string] => Boolean(e[1])))
+    const batches = await exportAccounts(app, actorOf(request), query, searched)
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)
@@ -122,7 +119,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (!verified.ok) return renderImport(request, reply, { alert: verified.reason }, 400)
     let n: number
     try {
-      n = await importAccounts(request, verified.rows, verified.id, verified.issuedAt)
+      n = await importAccounts(app, actorOf(request), verified.rows, verified.id, verified.issuedAt)
     } catch (err) {
       if (err instanceof ConflictError) return renderImport(request, reply, { alert: err.message }, 409)
       throw err

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { ConflictError } from '../../lib/errors.ts'
 import { requireVisibleAccount } from '../accounts/service.ts'
+import { actorOf } from '../../plugins/session.ts'
 import { appLabel } from '../accounts/licensed-apps.ts'
 import { publishedKeys } from './signing-keys.ts'
 import { signAssertion } from './service.ts'
@@ -16,7 +17,7 @@ const routes: FastifyPluginAsync = async (app) => {
   // A CSRF-protected POST: the answer is a page whose form carries the signed assertion to
   // the instance (sent by a script, or by the Continue button without JavaScript).
   app.post('/accounts/:uuid/sso', { config: { access: 'user' } }, async (request, reply) => {
-    const account = await requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await requireVisibleAccount(app.db, actorOf(request), (request.params as { uuid: string }).uuid)
     const logo = account.logo_id ? await app.db.selectFrom('logos').select('png').where('id', '=', account.logo_id).executeTakeFirst() : undefined
     let signed
     try {
