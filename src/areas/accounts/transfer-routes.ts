@@ -1,12 +1,11 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { MultipartFile } from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import { actorOf, flash, redirect } from '../../plugins/session.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, type ImportPreview, accountsCsvStream, exportFilename, readImport, signImport, templateCsv, verifyImport } from './csv.ts'
 import { appLabel } from './licensed-apps.ts'
-import { listQuerySchema, toAccountQuery } from './routes.ts'
+import { confirmImportForm, listQuerySchema, toAccountQuery, uploadForm } from './forms.ts'
 import { exportAccounts, importAccounts } from './service.ts'
 
 /** Rows of a good file shown in the preview (all are imported). */
@@ -76,9 +75,8 @@ const routes: FastifyPluginAsync = async (app) => {
     // Room for a file somewhat over the limit, so that it gets the message rather than a 413.
     bodyLimit: 3 * MAX_IMPORT_BYTES,
   }, async (request, reply) => {
-    const body = (request.body ?? {}) as { file?: MultipartFile | MultipartFile[] }
-    const file = Array.isArray(body.file) ? body.file[0] : body.file
-    if (!file || typeof file.toBuffer !== 'function' || !file.filename) {
+    const { file } = uploadForm.parse(request.body)
+    if (!file) {
       return renderImport(request, reply, { alert: 'Choose a CSV file to import.' }, 422)
     }
     const buffer = await file.toBuffer()
@@ -86,7 +84,7 @@ const routes: FastifyPluginAsync = async (app) => {
       ? { rows: [], errors: [], total: 0, ignoredColumns: [], fileError: `The file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB. Split it into files of at most ${MAX_IMPORT_ROWS.toLocaleString('en-US')} rows.` }
       : await readImport(buffer)
     const ok = !preview.fileError && preview.errors.length === 0
-    const signed = ok ? signImport(app.keys.session, request.auth!.user.id, preview.rows) : null
+    const signed = ok ? signImport(app.keys.session, actorOf(request).user.id, preview.rows) : null
     return renderImport(
       request,
       reply,
@@ -114,8 +112,7 @@ const routes: FastifyPluginAsync = async (app) => {
     // The signed rows of a 10,000-row file (deflated) fit well within this.
     bodyLimit: 32 * 1024 * 1024,
   }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const verified = verifyImport(app.keys.session, request.auth!.user.id, { payload: body.payload as string, signature: body.signature as string })
+    const verified = verifyImport(app.keys.session, actorOf(request).user.id, confirmImportForm.parse(request.body))
     if (!verified.ok) return renderImport(request, reply, { alert: verified.reason }, 400)
     let n: number
     try {
