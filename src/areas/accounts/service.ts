@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { Account, Database, User } from '../../db/schema.ts'
 import type { Actor } from '../../lib/actor.ts'
 import type { Portal } from '../../types.ts'
-import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.ts'
+import { ConflictError, NotFoundError, ValidationError, fieldErrors } from '../../lib/errors.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { uuid } from '../../lib/tokens.ts'
 import { audit } from '../audit/service.ts'
@@ -32,35 +32,32 @@ export const editSchema = z.object({
   notes: z.string().max(10_000, 'Notes can be at most 10,000 characters.'),
 })
 
-function fieldErrors(error: z.ZodError): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const issue of error.issues) out[String(issue.path[0] ?? 'form')] ??= issue.message
-  return out
+type AccountChanges = Partial<Omit<Account, 'id' | 'uuid' | 'search_text' | 'license_utilization'>>
+
+/** The Edit Account form's two fields as stored: a blank custom name is none, line breaks are LF. */
+function editedFields(input: { custom_name?: string | null; notes?: string }): AccountChanges {
+  const changes: AccountChanges = {}
+  if (input.custom_name !== undefined) changes.custom_name = input.custom_name || null
+  if (input.notes !== undefined) changes.notes = input.notes.replace(/\r\n/g, '\n')
+  return changes
 }
 
 /**
- * Saves the custom name and notes in one transaction; a changed custom name is recorded
- * in its history (who, old and new value, when).
+ * Writes an account's changes in one transaction: a changed custom name into its history
+ * (who, old and new value, when), the row, and one audit event (`fields` first in it).
  */
-export async function editAccount(db: Db, actor: Actor, account: Account, input: unknown): Promise<Account> {
-  const parsed = editSchema.partial().safeParse(input)
-  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
-  const { user } = actor
-  const changes: { custom_name?: string | null; notes?: string } = {}
-  if (parsed.data.custom_name !== undefined) changes.custom_name = parsed.data.custom_name || null
-  if (parsed.data.notes !== undefined) changes.notes = parsed.data.notes.replace(/\r\n/g, '\n')
-  // A form that carries neither field (or a body that is no form) changes nothing.
-  if (changes.custom_name === undefined && changes.notes === undefined) return account
+async function writeChanges(db: Db, actor: Actor, account: Account, changes: AccountChanges, fields: Record<string, string> = {}): Promise<Account> {
+  const nameChanged = changes.custom_name !== undefined && changes.custom_name !== account.custom_name
   const now = Date.now()
-  const updated = await db.transaction().execute(async (trx) => {
-    if (changes.custom_name !== undefined && changes.custom_name !== account.custom_name) {
+  return db.transaction().execute(async (trx) => {
+    if (nameChanged) {
       await repo.insertNameHistory(trx, {
         uuid: uuid(),
         account_id: account.id,
-        user_id: user.id,
-        user_name: user.username,
+        user_id: actor.user.id,
+        user_name: actor.user.username,
         old_value: account.custom_name,
-        new_value: changes.custom_name,
+        new_value: changes.custom_name ?? null,
         created_at: now,
       })
     }
@@ -68,11 +65,19 @@ export async function editAccount(db: Db, actor: Actor, account: Account, input:
     await audit(trx, actor, {
       action: 'account.update',
       target: { type: 'account', id: account.uuid, name: account.container_name },
-      fields: { custom_name_changed: changes.custom_name !== undefined && changes.custom_name !== account.custom_name, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
+      fields: { ...fields, custom_name_changed: nameChanged, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
     })
     return next
   })
-  return updated
+}
+
+/** Saves the custom name and notes (either may be absent) as writeChanges does. */
+export async function editAccount(db: Db, actor: Actor, account: Account, input: unknown): Promise<Account> {
+  const parsed = editSchema.partial().safeParse(input)
+  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
+  // A form that carries neither field (or a body that is no form) changes nothing.
+  if (parsed.data.custom_name === undefined && parsed.data.notes === undefined) return account
+  return writeChanges(db, actor, account, editedFields(parsed.data))
 }
 
 // Numbers are numbers: no coercion, which would store true as 1 and null or [] as 0. Forms
@@ -111,20 +116,8 @@ export type AccountInput = z.infer<typeof accountInputSchema>
 export async function createAccount(db: Db, actor: Actor, input: unknown): Promise<Account> {
   const parsed = accountInputSchema.safeParse(input)
   if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
-  const now = Date.now()
-  const a = parsed.data
   return db.transaction().execute(async (trx) => {
-    const account = await repo.insertAccount(trx, {
-      ...a,
-      uuid: uuid(),
-      licensed_apps: formatApps(a.licensed_apps),
-      license_expiration_date: a.license_expiration_date ?? null,
-      domains: JSON.stringify(a.domains),
-      logo_id: null,
-      created_by: actor.user.id,
-      created_at: now,
-      modified_at: now,
-    })
+    const account = await repo.insertAccount(trx, toNewAccount(parsed.data, actor.user.id, Date.now()))
     await audit(trx, actor, { action: 'account.create', target: { type: 'account', id: account.uuid, name: account.container_name } })
     return account
   })
@@ -204,44 +197,20 @@ export type AccountPatch = z.infer<typeof accountPatchSchema>
 const PATCH_COLUMNS = ['container_name', 'site_id', 'region', 'licensed_assets', 'licensed_assets_limit', 'license_expiration_date', 'lms_customer_id', 'sso_username', 'instance_url', 'contact_email'] as const
 
 /**
- * Changes any of an account's fields in one transaction: a changed custom name is recorded
- * in its history exactly as editAccount does, then one update and one audit event.
- * Everything is validated before anything is written.
+ * Changes any of an account's fields as writeChanges does, the custom name and notes as
+ * editAccount does. Everything is validated before anything is written.
  */
 export async function patchAccount(db: Db, actor: Actor, account: Account, input: unknown): Promise<Account> {
   const parsed = accountPatchSchema.safeParse(input)
   if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
   const p = parsed.data
-  const { user } = actor
-  const changes: Partial<Omit<Account, 'id' | 'uuid' | 'search_text' | 'license_utilization'>> = {}
+  const changes: AccountChanges = {}
   for (const key of PATCH_COLUMNS) if (p[key] !== undefined) (changes as Record<string, unknown>)[key] = p[key] ?? null
   if (p.licensed_apps !== undefined) changes.licensed_apps = formatApps(p.licensed_apps)
   if (p.domains !== undefined) changes.domains = JSON.stringify(p.domains)
-  if (p.custom_name !== undefined) changes.custom_name = p.custom_name || null
-  if (p.notes !== undefined) changes.notes = p.notes.replace(/\r\n/g, '\n')
-  const nameChanged = changes.custom_name !== undefined && changes.custom_name !== account.custom_name
+  Object.assign(changes, editedFields(p))
   const changed = Object.keys(changes).filter((k) => (changes as Record<string, unknown>)[k] !== (account as unknown as Record<string, unknown>)[k])
-  const now = Date.now()
-  return db.transaction().execute(async (trx) => {
-    if (nameChanged) {
-      await repo.insertNameHistory(trx, {
-        uuid: uuid(),
-        account_id: account.id,
-        user_id: user.id,
-        user_name: user.username,
-        old_value: account.custom_name,
-        new_value: changes.custom_name ?? null,
-        created_at: now,
-      })
-    }
-    const next = await repo.updateAccount(trx, account, { ...changes, modified_at: now })
-    await audit(trx, actor, {
-      action: 'account.update',
-      target: { type: 'account', id: account.uuid, name: account.container_name },
-      fields: { changed: changed.join(','), custom_name_changed: nameChanged, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
-    })
-    return next
-  })
+  return writeChanges(db, actor, account, changes, { changed: changed.join(',') })
 }
 
 /**
