@@ -2,6 +2,7 @@ import type { MultipartFile } from '@fastify/multipart'
 import { z } from 'zod'
 import { LICENSED_APP_CODES } from './licensed-apps.ts'
 import { type AccountQuery, type Filter, SORTABLE } from './conditions.ts'
+import { EXPIRY_FILTER_DAYS } from './service.ts'
 
 // What the accounts pages accept: the list's query string and the forms' fields. The
 // services check the rules; these only give the fields their shapes.
@@ -15,7 +16,7 @@ export const listQuerySchema = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).catch(1).default(1),
   app: z.enum(LICENSED_APP_CODES as [string, ...string[]]).optional().catch(undefined),
   region: z.string().max(50).optional().catch(undefined),
-  expires: z.enum(['expired', '30', '90']).optional().catch(undefined),
+  expires: z.enum(['expired', ...EXPIRY_FILTER_DAYS]).optional().catch(undefined),
 })
 export type ListQuery = z.infer<typeof listQuerySchema>
 

@@ -20,7 +20,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const query = toAccountQuery(q)
     const { accounts, total, more, page } = await listAccountsPage(app.db, app.dialect, actorOf(request).user, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
-    return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
+    return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, marks: service.ROW_MARKS, expiryDays: service.EXPIRY_FILTER_DAYS, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
 
   app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {

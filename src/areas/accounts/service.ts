@@ -19,6 +19,13 @@ type Data = Pick<Portal, 'db' | 'dialect'>
 export const PAGE_SIZE = 50
 /** The Accounts page counts matches up to this many; beyond it says "1,000+". */
 export const COUNT_CAP = 1000
+/**
+ * Where the Accounts page marks a row: a license utilization (percent) from `utilizationNear`
+ * as near its limit and above `utilizationOver` as over it; an expiry within `expiringDays`.
+ */
+export const ROW_MARKS = { utilizationNear: 90, utilizationOver: 100, expiringDays: 30 } as const
+/** The License Expiration filter's choices besides Expired: within this many days. */
+export const EXPIRY_FILTER_DAYS = ['30', '90'] as const
 
 /** Throws 404 unless the account exists and the user may see it (the same answer either way). */
 export async function requireVisibleAccount(db: Db, actor: Actor, accountUuid: string) {
