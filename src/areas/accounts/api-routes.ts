@@ -312,7 +312,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const { logo_uuid, account_uuids } = request.body
     const logo = logo_uuid ? await findLogoByUuid(app.db, logo_uuid) : null
     if (logo_uuid && !logo) throw new NotFoundError('This logo does not exist.')
-    const updated = await service.assignLogo(app.db, actorOf(request), account_uuids, logo?.id ?? null, logo?.name ?? null)
+    const updated = await service.assignLogo(app, actorOf(request), account_uuids, logo ?? null)
     return { updated }
   })
 

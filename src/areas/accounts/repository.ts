@@ -82,19 +82,24 @@ export async function findVisibleAccountIds(db: Db, viewer: Viewer, uuids: strin
   return found
 }
 
-export async function insertAccount(db: Db, account: Omit<NewAccount, 'search_text' | 'license_utilization'>): Promise<Account> {
+type AccountToInsert = Omit<NewAccount, 'search_text' | 'license_utilization'>
+
+/** A new account's row: its optional columns' defaults and its derived columns (search text, utilization). */
+function newRow(account: AccountToInsert) {
   const full = {
     ...account,
+    custom_name: account.custom_name ?? null,
+    site_id: account.site_id ?? null,
     licensed_apps: account.licensed_apps ?? '',
     notes: account.notes ?? '',
     licensed_assets: account.licensed_assets ?? 0,
     licensed_assets_limit: account.licensed_assets_limit ?? 0,
   }
-  return db
-    .insertInto('accounts')
-    .values({ ...full, license_utilization: utilizationOf(full.licensed_assets, full.licensed_assets_limit), search_text: searchTextOf({ ...full, custom_name: full.custom_name ?? null, site_id: full.site_id ?? null }) })
-    .returningAll()
-    .executeTakeFirstOrThrow()
+  return { ...full, license_utilization: utilizationOf(full.licensed_assets, full.licensed_assets_limit), search_text: searchTextOf(full) }
+}
+
+export async function insertAccount(db: Db, account: AccountToInsert): Promise<Account> {
+  return db.insertInto('accounts').values(newRow(account)).returningAll().executeTakeFirstOrThrow()
 }
 
 /** Updates an account and keeps its derived columns (search text, utilization) in step. */
@@ -196,21 +201,10 @@ export async function* iterateApiAccounts(
 }
 
 /** Inserts many accounts with a few multi-row statements (use inside a transaction). */
-export async function insertAccounts(db: Db, accounts: Array<Omit<NewAccount, 'search_text' | 'license_utilization'>>, chunk = 100): Promise<number> {
+export async function insertAccounts(db: Db, accounts: AccountToInsert[], chunk = 100): Promise<number> {
   let inserted = 0
   for (let i = 0; i < accounts.length; i += chunk) {
-    const values = accounts.slice(i, i + chunk).map((account) => {
-      const full = {
-        ...account,
-        custom_name: account.custom_name ?? null,
-        site_id: account.site_id ?? null,
-        licensed_apps: account.licensed_apps ?? '',
-        notes: account.notes ?? '',
-        licensed_assets: account.licensed_assets ?? 0,
-        licensed_assets_limit: account.licensed_assets_limit ?? 0,
-      }
-      return { ...full, license_utilization: utilizationOf(full.licensed_assets, full.licensed_assets_limit), search_text: searchTextOf(full) }
-    })
+    const values = accounts.slice(i, i + chunk).map(newRow)
     await db.insertInto('accounts').values(values).execute()
     inserted += values.length
   }

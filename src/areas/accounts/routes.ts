@@ -63,7 +63,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   // Add Account (Administrator; beyond the guide): every field of the account object.
-  const blankAccount = { container_name: '', custom_name: '', site_id: '', region: '', licensed_apps: [] as string[], licensed_assets: '0', licensed_assets_limit: '0', license_expiration: '', instance_url: '', contact_email: '', domains: '', lms_customer_id: '', sso_username: '', notes: '' }
+  const blankAccount = { ...newAccountForm.parse({}), licensed_assets: '0', licensed_assets_limit: '0' }
   app.get('/accounts/new', { config: { access: 'administrator' } }, async (_request, reply) =>
     reply.render('accounts/new', { title: 'Add Account', values: blankAccount, apps: LICENSED_APPS }, { fragment: 'accounts/_new' }),
   )
@@ -161,8 +161,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (problem) {
       return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
     }
-    if (target.all) await service.assignLogoToMatching(app, actorOf(request), target.all.query, logo?.id ?? null, logo?.name ?? null)
-    else await service.assignLogo(app.db, actorOf(request), target.uuids, logo?.id ?? null, logo?.name ?? null)
+    await service.assignLogo(app, actorOf(request), target.all ? target.all.query : target.uuids, logo ?? null)
     const message = 'Logo assigned to all selected accounts'
     if (isHtmx(request)) {
       reply.header('HX-Trigger', 'accounts-changed')

@@ -130,23 +130,22 @@ export async function createAccount(db: Db, actor: Actor, input: unknown): Promi
   })
 }
 
-/** Assigns a logo (or none) to many accounts at once, in one transaction. */
-export async function assignLogo(db: Db, actor: Actor, accountUuids: string[], logoId: number | null, logoName: string | null): Promise<number> {
+/**
+ * Assigns a logo (or none) in one transaction to the accounts named by uuid, or to every
+ * account matching a search ("select all N matching").
+ */
+export async function assignLogo({ db, dialect }: Data, actor: Actor, accounts: string[] | AccountQuery, logo: { id: number; name: string } | null): Promise<number> {
+  const named = Array.isArray(accounts)
   return db.transaction().execute(async (trx) => {
-    const found = await repo.findVisibleAccountIds(trx, actor.user, [...new Set(accountUuids)])
-    if (found.length !== new Set(accountUuids).size) throw new NotFoundError('One or more of the selected accounts do not exist.')
-    const n = await repo.setLogoForAccounts(trx, found.map((f) => f.id), logoId, Date.now())
-    await audit(trx, actor, { action: 'account.assign_logo', target: logoName ? { type: 'logo', id: String(logoId), name: logoName } : undefined, fields: { accounts: n, logo: logoName ?? '(No Logo)' } })
-    return n
-  })
-}
-
-/** Assigns a logo (or none) to every account matching the search: "select all N matching". */
-export async function assignLogoToMatching({ db, dialect }: Data, actor: Actor, query: AccountQuery, logoId: number | null, logoName: string | null): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const ids = (await repo.matchingAccountIds(trx, dialect, actor.user, query)).map((r) => r.id)
-    const n = await repo.setLogoForAccounts(trx, ids, logoId, Date.now())
-    await audit(trx, actor, { action: 'account.assign_logo', target: logoName ? { type: 'logo', id: String(logoId), name: logoName } : undefined, fields: { accounts: n, logo: logoName ?? '(No Logo)', all_matching: true } })
+    let ids: number[]
+    if (named) {
+      const found = await repo.findVisibleAccountIds(trx, actor.user, [...new Set(accounts)])
+      if (found.length !== new Set(accounts).size) throw new NotFoundError('One or more of the selected accounts do not exist.')
+      ids = found.map((f) => f.id)
+    } else ids = (await repo.matchingAccountIds(trx, dialect, actor.user, accounts)).map((r) => r.id)
+    const n = await repo.setLogoForAccounts(trx, ids, logo?.id ?? null, Date.now())
+    const fields = { accounts: n, logo: logo?.name ?? '(No Logo)', ...(named ? {} : { all_matching: true }) }
+    await audit(trx, actor, { action: 'account.assign_logo', target: logo ? { type: 'logo', id: String(logo.id), name: logo.name } : undefined, fields })
     return n
   })
 }
