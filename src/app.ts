@@ -10,7 +10,7 @@ import { SmsWebhookTransport, SmtpTransport } from './areas/outbox/transports.ts
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
 import routeTable from './plugins/route-table.ts'
-import metrics from './ops/metrics.ts'
+import metrics, { kyselyQueryLog, recordWriteFault } from './ops/metrics.ts'
 import bodies from './plugins/bodies.ts'
 import errors from './plugins/errors.ts'
 import refusals from './plugins/refusals.ts'
@@ -71,7 +71,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
   if (config.argon2Concurrency) setHashConcurrency(config.argon2Concurrency)
 
-  const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema })
+  const observer = { query: kyselyQueryLog(), writeFault: recordWriteFault }
+  const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema, observer })
   app.decorate('config', config)
   app.decorate('db', handle.db)
   app.decorate('dialect', handle.dialect)
