@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
 import type { DatabaseObserver } from './observer.ts'
@@ -28,6 +28,16 @@ const healthByDb = new WeakMap<Kysely<Database>, SqliteHealth>()
 /** The write health of a database opened by openDatabase on SQLite; undefined on PostgreSQL. */
 export function sqliteHealth(db: Kysely<Database>): SqliteHealth | undefined {
   return healthByDb.get(db)
+}
+
+/** Whether the database answers a trivial query (the readiness check on PostgreSQL). */
+export async function databaseAnswers(db: Kysely<Database>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db)
+    return true
+  } catch {
+    return false
+  }
 }
 
 // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.

@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import { type JWK, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose'
 import { decryptSecret, encryptSecret } from '../../lib/otp.ts'
 import type { Portal } from '../../types.ts'
+import * as repo from './repository.ts'
 
 type KeyHolder = Pick<Portal, 'config' | 'db' | 'keys'>
 
@@ -28,9 +29,9 @@ export async function rotateSigningKey(portal: KeyHolder): Promise<string> {
   const now = Date.now()
   const row = await newKeyRow(portal, now)
   await portal.db.transaction().execute(async (trx) => {
-    await trx.updateTable('sso_signing_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute()
-    await trx.insertInto('sso_signing_keys').values(row).execute()
-    await trx.deleteFrom('sso_signing_keys').where('retired_at', '<', now - PUBLISHED_AFTER_RETIRE_MS).execute()
+    await repo.retireActiveKeys(trx, now)
+    await repo.insertKey(trx, row)
+    await repo.deleteKeysRetiredBefore(trx, now - PUBLISHED_AFTER_RETIRE_MS)
   })
   return row.kid
 }
@@ -38,10 +39,11 @@ export async function rotateSigningKey(portal: KeyHolder): Promise<string> {
 /** The active key, created on first use (whichever process gets there first wins). */
 export async function activeSigningKey(portal: KeyHolder): Promise<SigningKey> {
   if (portal.config.ssoSigningKey) return { kid: envKid(portal.config.ssoSigningKey), key: await importPKCS8(portal.config.ssoSigningKey, ALG) }
-  let row = await portal.db.selectFrom('sso_signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').orderBy('kid').executeTakeFirst()
+  let row = await repo.findActiveKey(portal.db)
   if (!row) {
-    await portal.db.insertInto('sso_signing_keys').values(await newKeyRow(portal, Date.now())).execute()
-    row = await portal.db.selectFrom('sso_signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').orderBy('kid').executeTakeFirstOrThrow()
+    await repo.insertKey(portal.db, await newKeyRow(portal, Date.now()))
+    row = await repo.findActiveKey(portal.db)
+    if (!row) throw new Error('No active single sign-on key, just after creating one.')
   }
   return { kid: row.kid, key: await importPKCS8(decryptSecret(portal.keys.secrets, row.private_key), ALG) }
 }
@@ -57,11 +59,6 @@ export async function publishedKeys(portal: KeyHolder): Promise<{ keys: JWK[] }>
     return { keys: [{ ...(publicKey.export({ format: 'jwk' }) as JWK), kid: envKid(portal.config.ssoSigningKey), alg: ALG, use: 'sig' }] }
   }
   await activeSigningKey(portal)
-  const rows = await portal.db
-    .selectFrom('sso_signing_keys')
-    .select('public_jwk')
-    .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>=', Date.now() - PUBLISHED_AFTER_RETIRE_MS)]))
-    .orderBy('created_at', 'desc')
-    .execute()
+  const rows = await repo.keysPublishedSince(portal.db, Date.now() - PUBLISHED_AFTER_RETIRE_MS)
   return { keys: rows.map((r) => JSON.parse(r.public_jwk) as JWK) }
 }
