@@ -214,6 +214,13 @@ function historyOf(accountUuid: string, rows: Awaited<ReturnType<typeof repo.nam
 }
 
 const routes: FastifyPluginAsyncZod = async (app) => {
+  async function requireUser(userUuid: string) {
+    const user = z.uuid().safeParse(userUuid).success ? await findUserByUuid(app.db, userUuid) : undefined
+    if (!user) throw new NotFoundError('This user does not exist.')
+    return user
+  }
+  const childContainersOf = async (userId: number) => ({ parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: (await repo.assignedAccountUuids(app.db, userId)).map((r) => r.uuid) })
+
   app.get('/filters/mssp/accounts', {
     config: { access: 'user' },
     schema: {
@@ -328,10 +335,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const caller = actorOf(request).user
     const { user_uuid } = request.params
     if (caller.role !== ADMINISTRATOR && caller.uuid !== user_uuid) throw new ForbiddenError("Only Administrators may see another user's accounts.")
-    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
-    if (!target) throw new NotFoundError('This user does not exist.')
-    const rows = await repo.assignedAccountUuids(app.db, target.id)
-    return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
+    return childContainersOf((await requireUser(user_uuid)).id)
   })
 
   app.put('/mssp/accounts/childContainers/:user_uuid', {
@@ -346,12 +350,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: childContainersSchema, ...adminErrors, 409: errorSchema },
     },
   }, async (request) => {
-    const { user_uuid } = request.params
-    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
-    if (!target) throw new NotFoundError('This user does not exist.')
+    const target = await requireUser(request.params.user_uuid)
     await service.replaceUserAssignments(app.db, actorOf(request), target, request.body.account_uuids)
-    const rows = await repo.assignedAccountUuids(app.db, target.id)
-    return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
+    return childContainersOf(target.id)
   })
 
   app.get('/mssp/accounts/childContainers/:account_uuid/history', {

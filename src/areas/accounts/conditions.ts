@@ -66,7 +66,7 @@ export function ftsQuery(long: string[]): string {
   return long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
 }
 
-function likeWord(word: string): Expression<SqlBool> {
+export function likeWord(word: string): Expression<SqlBool> {
   return sql<SqlBool>`accounts.search_text like ${`%${escapeLike(word)}%`} escape '\\'`
 }
 

@@ -15,6 +15,16 @@ function stateParams(q: ListQuery) {
   return { q: q.q, sort: q.sort === 'container_name' ? undefined : q.sort, dir: q.dir === 'asc' ? undefined : q.dir, app: q.app, region: q.region, expires: q.expires }
 }
 
+/** A change made from a side plane: with htmx the plane says so and the list reloads; else back to the list. */
+async function done(request: FastifyRequest, reply: FastifyReply, message: string) {
+  if (isHtmx(request)) {
+    reply.header('HX-Trigger', 'accounts-changed')
+    return reply.render('partials/plane-done', { message })
+  }
+  await flash(request, message)
+  return redirect(request, reply, '/accounts')
+}
+
 const routes: FastifyPluginAsync = async (app) => {
   async function listData(request: FastifyRequest, q: ListQuery) {
     const query = toAccountQuery(q)
@@ -90,13 +100,7 @@ const routes: FastifyPluginAsync = async (app) => {
       if (errors.license_expiration_date) errors.license_expiration = errors.license_expiration_date
       return reply.render('accounts/new', { title: 'Add Account', values, apps: LICENSED_APPS, errors, alert: err.message }, { fragment: 'accounts/_new', status: 422 })
     }
-    const message = 'Account created successfully'
-    if (isHtmx(request)) {
-      reply.header('HX-Trigger', 'accounts-changed')
-      return reply.render('partials/plane-done', { message })
-    }
-    await flash(request, message)
-    return redirect(request, reply, '/accounts')
+    return done(request, reply, 'Account created successfully')
   })
 
   // Account Details for Support Ticket (Administrator)
@@ -162,13 +166,7 @@ const routes: FastifyPluginAsync = async (app) => {
       return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
     }
     await service.assignLogo(app, actorOf(request), target.all ? target.all.query : target.uuids, logo ?? null)
-    const message = 'Logo assigned to all selected accounts'
-    if (isHtmx(request)) {
-      reply.header('HX-Trigger', 'accounts-changed')
-      return reply.render('partials/plane-done', { message })
-    }
-    await flash(request, message)
-    return redirect(request, reply, '/accounts')
+    return done(request, reply, 'Logo assigned to all selected accounts')
   })
 }
 

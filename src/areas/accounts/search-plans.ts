@@ -4,7 +4,7 @@ import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
 import { escapeLike } from '../../db/like.ts'
-import { type AccountQuery, type PlanFlags, type SortColumn, ftsQuery, hasConditions, pageLimit, searchWords, whereQuery } from './conditions.ts'
+import { type AccountQuery, type PlanFlags, type SortColumn, ftsQuery, hasConditions, likeWord, pageLimit, searchWords, whereQuery } from './conditions.ts'
 import { type AccountRow, accountsWithLogo } from './repository.ts'
 import type { Viewer } from './visibility.ts'
 
@@ -112,7 +112,7 @@ async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: Ac
       // Short words need each candidate's text: with a cap, only the first SHORT_WORD_CANDIDATES
       // candidates are read, and the count is then a lower bound ("180+").
       const examine = capped ? Math.min(cap, SHORT_WORD_CANDIDATES) : Infinity
-      const shortLikes = sql.join(words.short.map((w) => sql`accounts.search_text like ${`%${escapeLike(w)}%`} escape '\\'`), sql` and `)
+      const shortLikes = sql.join(words.short.map(likeWord), sql` and `)
       const { rows } = await sql<{ candidates: number; n: number | null }>`select count(*) as candidates, sum(${shortLikes}) as n
         from (${fts} ${Number.isFinite(examine) ? sql`limit ${examine + 1}` : sql``}) as candidates join accounts on accounts.id = candidates.id`.execute(db)
       n = Number(rows[0]!.n ?? 0)
