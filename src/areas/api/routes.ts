@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { ASSISTING_MESSAGE } from '../my-account/service.ts'
-import { ForbiddenError } from '../../lib/errors.ts'
-import { changePassword } from '../my-account/service.ts'
-import { apiError } from '../my-account/step-up.ts'
+import { actorOf } from '../../plugins/session.ts'
+import { changePassword, refuseWhileAssisting } from '../my-account/service.ts'
+import { apiError } from './errors.ts'
 import { apiUserSchema, toApiUser } from './user-object.ts'
 import { lastApiKeyUse } from './repository.ts'
 import { generateApiKeys } from './service.ts'
@@ -16,7 +15,7 @@ const keysSchema = z.object({ accessKey: z.string(), secretKey: z.string() })
 const routes: FastifyPluginAsyncZod = async (app) => {
   // While assisting (or impersonating), the user's password, 2FA and keys stay theirs to change.
   app.addHook('preHandler', async (request) => {
-    if (request.method !== 'GET' && request.auth?.assistedBy) throw new ForbiddenError(ASSISTING_MESSAGE)
+    if (request.method !== 'GET' && request.auth) refuseWhileAssisting(actorOf(request))
   })
   app.get('/session', {
     config: { access: 'user' },
@@ -29,7 +28,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   app.put('/session/keys', {
     config: { access: 'user' },
     schema: { tags: ['session'], summary: "Generate the caller's API keys (replaces existing keys)", response: { 200: keysSchema, 401: errorSchema } },
-  }, async (request) => generateApiKeys(request, request.auth!.user))
+  }, async (request) => generateApiKeys(app, actorOf(request), request.auth!.user))
 
   app.put('/session/chpasswd', {
     config: { access: 'user' },
@@ -41,7 +40,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: z.object({}), 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
     },
   }, async (request, reply) => {
-    await changePassword(request, { current_password: request.body.current_password, new_password: request.body.password }).catch(apiError(reply))
+    await changePassword(app, actorOf(request), request.auth!.session?.id ?? null, { current_password: request.body.current_password, new_password: request.body.password }).catch(apiError(reply))
     return {}
   })
 }

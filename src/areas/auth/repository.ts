@@ -120,6 +120,10 @@ export async function touchSession(db: Db, id: string, now: number): Promise<voi
   await db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', id).execute()
 }
 
+export async function setCodeAttempts(db: Db, id: string, attempts: number): Promise<void> {
+  await db.updateTable('sessions').set({ code_attempts: attempts }).where('id', '=', id).execute()
+}
+
 export async function setSessionFlash(db: Db, id: string, flash: string | null): Promise<void> {
   await db.updateTable('sessions').set({ flash }).where('id', '=', id).execute()
 }

@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
 import { safeNext } from '../../lib/redirects.ts'
-import { endSession, redirect } from '../../plugins/session.ts'
+import { actorOf, clientOf, endSession, originOf, redirect, startSession } from '../../plugins/session.ts'
 import { audit } from '../audit/service.ts'
 import * as service from './service.ts'
 
@@ -57,7 +57,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const form = loginForm.parse(request.body ?? {})
     const rememberMe = Boolean(form.remember_me)
     const result = form.username && form.password
-      ? await service.signIn(request, { username: form.username, password: form.password, rememberMe })
+      ? await service.signIn(app, clientOf(request), { username: form.username, password: form.password, rememberMe })
       : null
     if (!result) {
       return reply.render(
@@ -66,12 +66,13 @@ const routes: FastifyPluginAsync = async (app) => {
         { status: 401 },
       )
     }
+    startSession(request, result.token)
     if (result.pending) return redirect(request, reply, `/login/verify${form.next ? `?next=${encodeURIComponent(safeNext(form.next))}` : ''}`)
     return redirect(request, reply, safeNext(form.next))
   })
 
   app.post('/logout', { config: { access: 'public' } }, async (request, reply) => {
-    if (request.auth) await audit(app.db, request, { action: 'auth.sign_out' })
+    if (request.auth) await audit(app.db, actorOf(request), { action: 'auth.sign_out' })
     await endSession(request)
     return redirect(request, reply, '/login?m=signed-out')
   })
@@ -85,7 +86,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (!form.username.trim()) {
       return reply.render('auth/forgot-password', { title: 'Forgot Password', alert: 'Type your username.' }, { status: 422 })
     }
-    await service.requestPasswordReset(request, form.username)
+    await service.requestPasswordReset(app, originOf(request), form.username)
     return reply.render('auth/forgot-password', { title: 'Forgot Password', sent: true })
   })
 
@@ -98,7 +99,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/reset-password', { ...tokenPage, ...limited }, async (request, reply) => {
     const form = z.object({ token: text(200), password: text(1000), confirm: text(1000) }).parse(request.body ?? {})
     try {
-      await service.resetPassword(request, form.token, form.password, form.confirm)
+      await service.resetPassword(app, originOf(request), form.token, form.password, form.confirm)
     } catch (err) {
       if (err instanceof service.InvalidLinkError) {
         return reply.render('auth/reset-password', { title: 'Choose a New Password', invalid: true }, { status: 410 })
@@ -123,7 +124,7 @@ const routes: FastifyPluginAsync = async (app) => {
       .object({ token: text(200), name: text(300), username: text(300), email: text(300), password: text(1000), confirm: text(1000) })
       .parse(request.body ?? {})
     try {
-      await service.completeSetup(request, form.token, { ...form, email: form.email || null })
+      await service.completeSetup(app.db, originOf(request), form.token, { ...form, email: form.email || null })
     } catch (err) {
       if (err instanceof service.InvalidLinkError) {
         return reply.render('setup/index', { title: 'Set Up', invalid: true, values: {} }, { status: 410 })

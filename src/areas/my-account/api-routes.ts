@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { ASSISTING_MESSAGE } from '../my-account/service.ts'
 import { ForbiddenError, HttpError } from '../../lib/errors.ts'
+import { actorOf } from '../../plugins/session.ts'
+import { apiError } from '../api/errors.ts'
 import { errorSchema } from '../api/routes.ts'
 import { ResendLimitError } from '../two-factor/service.ts'
-import { apiError } from './step-up.ts'
 import * as service from './service.ts'
 
 // Tenable's two-factor endpoints under /users/{id}: the caller's own 2FA only
@@ -33,14 +33,14 @@ const currentPassword = z.string().max(1000).describe('Your current password: ev
 const routes: FastifyPluginAsyncZod = async (app) => {
   // While assisting (or impersonating), the user's password, 2FA and keys stay theirs to change.
   app.addHook('preHandler', async (request) => {
-    if (request.method !== 'GET' && request.auth?.assistedBy) throw new ForbiddenError(ASSISTING_MESSAGE)
+    if (request.method !== 'GET' && request.auth) service.refuseWhileAssisting(actorOf(request))
   })
   app.post('/users/:id/two-factor/send-verification', {
     config: { access: 'user' },
     schema: { tags: ['two-factor'], summary: 'Send a verification code by text message to a new phone number (your own account)', params: idParams, body: z.object({ sms_phone: z.string().min(1).max(40), current_password: currentPassword }), response: { 200: z.object({}), 400: errorSchema, 403: errorSchema, 429: errorSchema } },
   }, async (request, reply) => {
     requireSelf(request, request.params.id)
-    await service.startPhoneSetup(request, request.body.sms_phone, request.body.current_password).catch(refusal(reply))
+    await service.startPhoneSetup(app, actorOf(request), request.body.sms_phone, request.body.current_password).catch(refusal(reply))
     return {}
   })
 
@@ -49,7 +49,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     schema: { tags: ['two-factor'], summary: 'Confirm the phone number with the code it received', params: idParams, body: z.object({ verification_code: z.coerce.string().min(1).max(20) }), response: { 200: z.object({}), 400: errorSchema, 403: errorSchema } },
   }, async (request, reply) => {
     requireSelf(request, request.params.id)
-    await service.confirmPhoneSetup(request, request.body.verification_code).catch(refusal(reply))
+    await service.confirmPhoneSetup(app, actorOf(request), request.body.verification_code).catch(refusal(reply))
     return {}
   })
 
@@ -65,7 +65,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     requireSelf(request, request.params.id)
     const { current_password, ...changes } = request.body
-    await service.updateTwoFactorFromApi(request, changes, current_password).catch(refusal(reply))
+    await service.updateTwoFactorFromApi(app, actorOf(request), changes, current_password).catch(refusal(reply))
     return {}
   })
 }

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import QRCode from 'qrcode'
-import { ForbiddenError, ValidationError } from '../../lib/errors.ts'
-import { ASSISTING_MESSAGE } from './service.ts'
+import { ValidationError } from '../../lib/errors.ts'
 import { totpUri } from '../../lib/otp.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { generateApiKeys } from '../api/service.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
 import { countUnusedRecoveryCodes, findTwoFactor } from '../two-factor/repository.ts'
@@ -23,7 +22,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // While assisting, the user's password, e-mail, 2FA and API keys cannot be changed.
   app.addHook('preHandler', async (request) => {
-    if (request.method !== 'GET' && request.auth?.assistedBy && request.url !== '/my-account/profile') throw new ForbiddenError(ASSISTING_MESSAGE)
+    if (request.method !== 'GET' && request.auth && request.url !== '/my-account/profile') service.refuseWhileAssisting(actorOf(request))
   })
 
   async function renderAccount(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
@@ -56,7 +55,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/profile', setup, async (request, reply) => {
     try {
-      await service.updateProfile(request, { name: str(request.body, 'name'), email: str(request.body, 'email'), current_password: str(request.body, 'current_password') })
+      await service.updateProfile(app, actorOf(request), { name: str(request.body, 'name'), email: str(request.body, 'email'), current_password: str(request.body, 'current_password') })
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: str(request.body, 'name'), email: str(request.body, 'email') } }, 422)
@@ -67,7 +66,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/password', setup, async (request, reply) => {
     try {
-      await service.changePassword(request, { current_password: str(request.body, 'current_password'), new_password: str(request.body, 'new_password') })
+      await service.changePassword(app, actorOf(request), request.auth!.session?.id ?? null, { current_password: str(request.body, 'current_password'), new_password: str(request.body, 'new_password') })
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderAccount(request, reply, { passwordErrors: err.fieldErrors }, 422)
@@ -94,7 +93,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/phone', setup, async (request, reply) => {
     try {
-      await service.startPhoneSetup(request, str(request.body, 'phone'), str(request.body, 'current_password'))
+      await service.startPhoneSetup(app, actorOf(request), str(request.body, 'phone'), str(request.body, 'current_password'))
     } catch (err) {
       if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: str(request.body, 'phone') }, 422)
       throw err
@@ -104,7 +103,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/resend', setup, async (request, reply) => {
     try {
-      await service.resendSetupCode(request)
+      await service.resendSetupCode(app, actorOf(request))
     } catch (err) {
       if (err instanceof ResendLimitError) return renderSetup(request, reply, 'code', { alert: err.message }, 429)
       if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors }, 422)
@@ -116,7 +115,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/verify', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmPhoneSetup(request, str(request.body, 'code'))
+      recoveryCodes = await service.confirmPhoneSetup(app, actorOf(request), str(request.body, 'code'))
     } catch (err) {
       if (err instanceof ValidationError) return renderSetup(request, reply, 'code', { errors: err.fieldErrors }, 422)
       throw err
@@ -140,7 +139,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator/start', setup, async (request, reply) => {
     let secret: string
     try {
-      secret = await service.startTotpSetup(request, str(request.body, 'current_password'))
+      secret = await service.startTotpSetup(app, actorOf(request), str(request.body, 'current_password'))
     } catch (err) {
       if (err instanceof ValidationError) return renderTotp(request, reply, 'password', { errors: err.fieldErrors }, 422)
       throw err
@@ -151,10 +150,10 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmTotpSetup(request, str(request.body, 'code'))
+      recoveryCodes = await service.confirmTotpSetup(app, actorOf(request), str(request.body, 'code'))
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      if (!(await service.pendingTotpSecret(request))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
+      if (!(await service.pendingTotpSecret(app, actorOf(request)))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
       return renderTotp(request, reply, 'code', { errors: err.fieldErrors }, 422)
     }
     return renderSetup(request, reply, 'done', { recoveryCodes, method: 'authenticator' })
@@ -162,7 +161,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/backup-email', setup, async (request, reply) => {
     try {
-      await service.setBackupEmail(request, str(request.body, 'send_backup_email') !== '', str(request.body, 'current_password'))
+      await service.setBackupEmail(app, actorOf(request), str(request.body, 'send_backup_email') !== '', str(request.body, 'current_password'))
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { backupErrors: err.fieldErrors }, 422)
       throw err
@@ -176,7 +175,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/disable', setup, async (request, reply) => {
     try {
-      await service.disableTwoFactor(request, str(request.body, 'current_password'))
+      await service.disableTwoFactor(app, actorOf(request), str(request.body, 'current_password'))
     } catch (err) {
       if (err instanceof ValidationError) return reply.render('my-account/disable-two-factor', { title: 'Disable Two-Factor', errors: err.fieldErrors }, { fragment: 'my-account/_disable-two-factor', status: 422 })
       throw err
@@ -186,7 +185,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/recovery-codes', setup, async (request, reply) => {
     try {
-      const recoveryCodes = await service.regenerateRecoveryCodes(request, str(request.body, 'current_password'))
+      const recoveryCodes = await service.regenerateRecoveryCodes(app, actorOf(request), str(request.body, 'current_password'))
       return reply.render('my-account/recovery-codes', { title: 'Recovery Codes', recoveryCodes }, { fragment: 'my-account/_recovery-codes' })
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)
@@ -206,7 +205,7 @@ const routes: FastifyPluginAsync = async (app) => {
   )
 
   app.post('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
-    const keys = await generateApiKeys(request, request.auth!.user)
+    const keys = await generateApiKeys(app, actorOf(request), request.auth!.user)
     reply.header('Cache-Control', 'no-store')
     return reply.render('my-account/generated-keys', { title: 'API Keys', keys }, { fragment: 'my-account/_generated-keys' })
   })

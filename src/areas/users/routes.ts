@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { User } from '../../db/schema.ts'
 import { ConflictError, ForbiddenError, ValidationError } from '../../lib/errors.ts'
 import { ROLES } from '../../lib/roles.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { findAccounts } from '../accounts/search-plans.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -50,7 +50,8 @@ const routes: FastifyPluginAsync = async (app) => {
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(q.page, pages)
     const users = await repo.listUsers(app.db, { text: q.q, sort: q.sort, dir: q.dir, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE })
-    const me = request.auth!.assistedBy ?? request.auth!.user
+    const actor = actorOf(request)
+    const me = actor.assistedBy ?? actor.user
     return reply.render('users/index', { title: 'Users', users, total, page, pages, q, meId: me.id, now: Date.now() }, { fragment: 'users/_results' })
   })
 
@@ -77,8 +78,8 @@ const routes: FastifyPluginAsync = async (app) => {
       domains: await repo.approvedDomains(app.db),
       roleChoices: ROLES,
       // One's own password (My Account) and, while assisting, the user's: no password fields.
-      passwordRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'password') : null,
-      keysRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'api-keys') : null,
+      passwordRefusal: opts.user ? service.credentialsRefusal(actorOf(request), opts.user, 'password') : null,
+      keysRefusal: opts.user ? service.credentialsRefusal(actorOf(request), opts.user, 'api-keys') : null,
     }, { status: opts.status })
   }
 
@@ -100,7 +101,7 @@ const routes: FastifyPluginAsync = async (app) => {
     // Without JavaScript the Assign Accounts search submits the whole form: re-render it.
     if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user: null, input, assignQuery: str(request.body, 'assign_q') })
     try {
-      await service.createUser(request, input)
+      await service.createUser(app.db, actorOf(request), input)
     } catch (err) {
       if (err instanceof ValidationError) return renderForm(request, reply, { user: null, input, errors: err.fieldErrors, alert: err.message, status: 422 })
       throw err
@@ -110,16 +111,16 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     return renderForm(request, reply, { user })
   })
 
   app.post('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     const input = formInput(request.body)
     if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user, input, assignQuery: str(request.body, 'assign_q') })
     try {
-      await service.editUser(request, user, input)
+      await service.editUser(app, actorOf(request), user, input)
     } catch (err) {
       if (err instanceof ValidationError) return renderForm(request, reply, { user, input, errors: err.fieldErrors, alert: err.message, status: 422 })
       // The role field is what would take the portal's last Administrator away.
@@ -140,14 +141,14 @@ const routes: FastifyPluginAsync = async (app) => {
   for (const action of Object.keys(WINDOWS) as Action[]) {
     const w = WINDOWS[action]
     app.get(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(request, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, (request.params as { id: string }).id)
       return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm' }, { fragment: 'users/_confirm' })
     })
     app.post(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(request, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, (request.params as { id: string }).id)
       try {
-        if (action === 'reset-2fa') await service.resetTwoFactor(request, user)
-        else await service.setEnabled(request, user, action === 'enable')
+        if (action === 'reset-2fa') await service.resetTwoFactor(app, actorOf(request), user)
+        else await service.setEnabled(app, actorOf(request), user, action === 'enable')
       } catch (err) {
         if (err instanceof ConflictError || err instanceof ForbiddenError) return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm', alert: err.message }, { fragment: 'users/_confirm', status: err.statusCode })
         throw err
@@ -160,8 +161,8 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.post('/users/:id/unlock', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    await service.unlock(request, user)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    await service.unlock(app.db, actorOf(request), user)
     await flash(request, `${user.username} is unlocked.`)
     return redirect(request, reply, '/users')
   })
@@ -172,13 +173,13 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     if (user.enabled === 1) return renderDelete(request, reply, user, { alert: 'Disable the user before deleting them.' }, 409)
     return renderDelete(request, reply, user)
   })
 
   app.post('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     const successor = str(request.body, 'successor')
     if (str(request.body, 'step') !== 'delete') {
       const chosen = successor ? await repo.findUserByUuid(app.db, successor) : undefined
@@ -186,7 +187,7 @@ const routes: FastifyPluginAsync = async (app) => {
       return renderDelete(request, reply, user, { confirm: chosen })
     }
     try {
-      await service.deleteUser(request, user, successor)
+      await service.deleteUser(app, actorOf(request), user, successor)
     } catch (err) {
       if (err instanceof ValidationError) return renderDelete(request, reply, user, { errors: err.fieldErrors }, 422)
       if (err instanceof ConflictError) return renderDelete(request, reply, user, { alert: err.message }, 409)
@@ -198,14 +199,14 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Generate API Keys for another user: the warning, then Replace & Generate.
   app.get('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(request, user, 'api-keys') }, { fragment: 'users/_keys' })
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(actorOf(request), user, 'api-keys') }, { fragment: 'users/_keys' })
   })
 
   app.post('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     try {
-      const keys = await service.generateKeysFor(request, user)
+      const keys = await service.generateKeysFor(app, actorOf(request), user)
       return reply.render('users/keys', { title: 'API Keys', target: user, keys }, { fragment: 'users/_keys' })
     } catch (err) {
       if (err instanceof ForbiddenError) return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: err.message }, { fragment: 'users/_keys', status: 403 })
@@ -215,9 +216,9 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Assist: the Accounts page as the user sees it, under the blue overlay.
   app.post('/users/:id/assist', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
     try {
-      await service.startAssist(request, user)
+      await service.startAssist(app.db, actorOf(request), request.auth!.session?.id ?? null, user)
     } catch (err) {
       if (err instanceof ConflictError) {
         await flash(request, err.message)
@@ -229,7 +230,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.post('/assist/stop', { config: { access: 'user' } }, async (request, reply) => {
-    const assisted = await service.stopAssist(request)
+    const assisted = await service.stopAssist(app.db, actorOf(request), request.auth!.session?.id ?? null)
     if (assisted) await flash(request, `You stopped assisting ${assisted.username}.`)
     return redirect(request, reply, assisted ? '/users' : '/accounts')
   })
