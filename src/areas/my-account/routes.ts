@@ -4,7 +4,7 @@ import { ValidationError } from '../../lib/errors.ts'
 import { totpUri } from '../../lib/otp.ts'
 import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { generateApiKeys } from '../api/service.ts'
-import { lastApiKeyUse } from '../api/repository.ts'
+import { hasApiKeys, lastApiKeyUse } from '../api/repository.ts'
 import { countUnusedRecoveryCodes, findTwoFactor } from '../two-factor/repository.ts'
 import { ResendLimitError, isConfigured, maskPhone } from '../two-factor/service.ts'
 import * as service from './service.ts'
@@ -196,7 +196,7 @@ const routes: FastifyPluginAsync = async (app) => {
   // The API Keys tab: keys reach the portal only, never a customer's instance.
   app.get('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
     const lastUsed = await lastApiKeyUse(app.db, request.auth!.user.id)
-    const hasKeys = Boolean(await app.db.selectFrom('api_keys').select('user_id').where('user_id', '=', request.auth!.user.id).executeTakeFirst())
+    const hasKeys = await hasApiKeys(app.db, request.auth!.user.id)
     return reply.render('my-account/api-keys', { title: 'API Keys', tab: 'api-keys', hasKeys, lastUsed })
   })
 
