@@ -25,10 +25,8 @@ const NOTICES: Record<string, string> = {
   'too-many-codes': 'Too many wrong verification codes. Sign in again to get a new code.',
 }
 
-
-function first(value: unknown): string {
-  return typeof value === 'string' ? value : ''
-}
+const loginQuery = z.object({ m: z.string().catch(''), next: z.string().catch('') })
+const tokenQuery = z.object({ token: z.string().catch('') })
 
 const routes: FastifyPluginAsync = async (app) => {
   // Sign-in and reset mails are limited per client address (the lockout protects each user).
@@ -49,8 +47,8 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     if (request.auth) return reply.redirect('/accounts', 303)
-    const query = request.query as Record<string, unknown>
-    return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[first(query.m)], next: first(query.next) })
+    const query = loginQuery.parse(request.query ?? {})
+    return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[query.m], next: query.next })
   })
 
   app.post('/login', limited, async (request, reply) => {
@@ -91,7 +89,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/reset-password', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
-    const token = first((request.query as Record<string, unknown>).token)
+    const { token } = tokenQuery.parse(request.query ?? {})
     const valid = await service.findValidCode(app.db, 'password_reset', token)
     return reply.render('auth/reset-password', { title: 'Choose a New Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
   })
@@ -114,7 +112,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/setup', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
-    const token = first((request.query as Record<string, unknown>).token)
+    const { token } = tokenQuery.parse(request.query ?? {})
     const valid = await service.findValidCode(app.db, 'setup', token)
     return reply.render('setup/index', { title: 'Set Up', token, invalid: !valid, values: {} }, { status: valid ? 200 : 410 })
   })

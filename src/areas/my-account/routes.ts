@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import QRCode from 'qrcode'
+import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
 import { totpUri } from '../../lib/otp.ts'
 import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
@@ -9,11 +10,15 @@ import { countUnusedRecoveryCodes, findTwoFactor } from '../two-factor/repositor
 import { ResendLimitError, isConfigured, maskPhone } from '../two-factor/service.ts'
 import * as service from './service.ts'
 
-type Body = Record<string, unknown>
-const str = (body: unknown, key: string) => {
-  const v = (body as Body | undefined)?.[key]
-  return typeof v === 'string' ? v : ''
-}
+// A missing or malformed field is empty: the service answers as for any wrong input.
+const field = z.string().catch('')
+const passwordForm = z.object({ current_password: field })
+const profileForm = z.object({ name: field, email: field, current_password: field })
+const newPasswordForm = z.object({ current_password: field, new_password: field })
+const phoneForm = z.object({ phone: field, current_password: field })
+const codeForm = z.object({ code: field })
+const backupEmailForm = z.object({ send_backup_email: field, current_password: field })
+const accountQuery = z.object({ setup: field })
 
 // My Account (every role): profile, password, two-factor authentication, own API keys.
 // Setup routes stay reachable when the require-2FA setting sends a user here first.
@@ -37,7 +42,7 @@ const routes: FastifyPluginAsync = async (app) => {
       totp: Boolean(tf?.totp_secret),
       backupEmail: tf?.email_enabled === 1,
       recoveryLeft: isConfigured(tf) ? await countUnusedRecoveryCodes(app.db, user.id) : 0,
-      setupRequired: (request.query as Body)?.setup === 'required',
+      setupRequired: accountQuery.parse(request.query ?? {}).setup === 'required',
       ...extra,
     }, { status })
   }
@@ -54,11 +59,12 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/my-account', setup, async (request, reply) => renderAccount(request, reply))
 
   app.post('/my-account/profile', setup, async (request, reply) => {
+    const input = profileForm.parse(request.body ?? {})
     try {
-      await service.updateProfile(app, actorOf(request), { name: str(request.body, 'name'), email: str(request.body, 'email'), current_password: str(request.body, 'current_password') })
+      await service.updateProfile(app, actorOf(request), input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: str(request.body, 'name'), email: str(request.body, 'email') } }, 422)
+      return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: input.name, email: input.email } }, 422)
     }
     await flash(request, 'Your account changes were saved.')
     return redirect(request, reply, '/my-account')
@@ -66,7 +72,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/password', setup, async (request, reply) => {
     try {
-      await service.changePassword(app, actorOf(request), request.auth!.session?.id ?? null, { current_password: str(request.body, 'current_password'), new_password: str(request.body, 'new_password') })
+      await service.changePassword(app, actorOf(request), request.auth!.session?.id ?? null, newPasswordForm.parse(request.body ?? {}))
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderAccount(request, reply, { passwordErrors: err.fieldErrors }, 422)
@@ -92,10 +98,11 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/my-account/two-factor/setup', setup, async (request, reply) => renderSetup(request, reply, 'phone'))
 
   app.post('/my-account/two-factor/phone', setup, async (request, reply) => {
+    const input = phoneForm.parse(request.body ?? {})
     try {
-      await service.startPhoneSetup(app, actorOf(request), str(request.body, 'phone'), str(request.body, 'current_password'))
+      await service.startPhoneSetup(app, actorOf(request), input.phone, input.current_password)
     } catch (err) {
-      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: str(request.body, 'phone') }, 422)
+      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: input.phone }, 422)
       throw err
     }
     return renderSetup(request, reply, 'code')
@@ -115,7 +122,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/verify', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmPhoneSetup(app, actorOf(request), str(request.body, 'code'))
+      recoveryCodes = await service.confirmPhoneSetup(app, actorOf(request), codeForm.parse(request.body ?? {}).code)
     } catch (err) {
       if (err instanceof ValidationError) return renderSetup(request, reply, 'code', { errors: err.fieldErrors }, 422)
       throw err
@@ -139,7 +146,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator/start', setup, async (request, reply) => {
     let secret: string
     try {
-      secret = await service.startTotpSetup(app, actorOf(request), str(request.body, 'current_password'))
+      secret = await service.startTotpSetup(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
     } catch (err) {
       if (err instanceof ValidationError) return renderTotp(request, reply, 'password', { errors: err.fieldErrors }, 422)
       throw err
@@ -150,7 +157,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmTotpSetup(app, actorOf(request), str(request.body, 'code'))
+      recoveryCodes = await service.confirmTotpSetup(app, actorOf(request), codeForm.parse(request.body ?? {}).code)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       if (!(await service.pendingTotpSecret(app, actorOf(request)))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
@@ -161,7 +168,8 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/backup-email', setup, async (request, reply) => {
     try {
-      await service.setBackupEmail(app, actorOf(request), str(request.body, 'send_backup_email') !== '', str(request.body, 'current_password'))
+      const input = backupEmailForm.parse(request.body ?? {})
+      await service.setBackupEmail(app, actorOf(request), input.send_backup_email !== '', input.current_password)
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { backupErrors: err.fieldErrors }, 422)
       throw err
@@ -175,7 +183,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/disable', setup, async (request, reply) => {
     try {
-      await service.disableTwoFactor(app, actorOf(request), str(request.body, 'current_password'))
+      await service.disableTwoFactor(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
     } catch (err) {
       if (err instanceof ValidationError) return reply.render('my-account/disable-two-factor', { title: 'Disable Two-Factor', errors: err.fieldErrors }, { fragment: 'my-account/_disable-two-factor', status: 422 })
       throw err
@@ -185,7 +193,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/recovery-codes', setup, async (request, reply) => {
     try {
-      const recoveryCodes = await service.regenerateRecoveryCodes(app, actorOf(request), str(request.body, 'current_password'))
+      const recoveryCodes = await service.regenerateRecoveryCodes(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
       return reply.render('my-account/recovery-codes', { title: 'Recovery Codes', recoveryCodes }, { fragment: 'my-account/_recovery-codes' })
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)

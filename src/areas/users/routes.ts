@@ -16,28 +16,19 @@ const listQuery = z.object({
   page: z.coerce.number().int().min(1).max(100_000).catch(1).default(1),
 })
 
-type Body = Record<string, unknown>
-const str = (body: unknown, key: string) => {
-  const v = (body as Body | undefined)?.[key]
-  return typeof v === 'string' ? v : ''
-}
-const list = (body: unknown, key: string): string[] => {
-  const v = (body as Body | undefined)?.[key]
-  const values = Array.isArray(v) ? v : v === undefined ? [] : [v]
-  return values.filter((x): x is string => typeof x === 'string' && z.uuid().safeParse(x).success)
-}
-
-function formInput(body: unknown): service.UserInput {
-  return {
-    name: str(body, 'name'),
-    username: str(body, 'username'),
-    email: str(body, 'email'),
-    password: str(body, 'password'),
-    confirm: str(body, 'confirm'),
-    role: str(body, 'role'),
-    accounts: list(body, 'account'),
-  }
-}
+// A missing or malformed field is empty: the service answers as for any wrong input.
+const field = z.string().catch('')
+/** The checked account boxes: one value or many; anything but a uuid is dropped. */
+const uuids = z.preprocess(
+  (v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]),
+  z.array(z.unknown()).transform((values) => values.filter((x): x is string => typeof x === 'string' && z.uuid().safeParse(x).success)),
+)
+// Without JavaScript the Assign Accounts search submits the whole form (`_action` search).
+const userForm = z
+  .object({ name: field, username: field, email: field, password: field, confirm: field, role: field, account: uuids, _action: field, assign_q: field })
+  .transform(({ account, _action, assign_q, ...fields }) => ({ input: { ...fields, accounts: account } satisfies service.UserInput, search: _action === 'search', assignQuery: assign_q }))
+const idParams = z.object({ id: z.string() })
+const deleteForm = z.object({ successor: field, step: field })
 
 // The Users pages (Administrator): the users table, Create User, Edit User with the
 // Accounts tab and API Keys, Disable/Enable, Unlock, Reset 2FA, Delete with transfer, Assist.
@@ -85,11 +76,10 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // The Assign Accounts panel's search (htmx): check boxes for accounts not yet assigned.
   app.get('/users/assign-search', admin, async (request, reply) => {
-    const q = z.object({ assign_q: z.string().max(200).catch(''), account: z.any().optional() }).parse(request.query ?? {})
+    const q = z.object({ assign_q: z.string().max(200).catch(''), account: uuids }).parse(request.query ?? {})
     // Boxes checked before this search stay, checked, at the top of the new list.
-    const checkedUuids = list(request.query, 'account')
-    const chosen = new Set(checkedUuids)
-    const checked = await repo.accountsByUuids(app.db, checkedUuids)
+    const chosen = new Set(q.account)
+    const checked = await repo.accountsByUuids(app.db, q.account)
     const found = await findAccounts(app.db, app.dialect, request.auth!.user, { text: q.assign_q, limit: 25, offset: 0 })
     return reply.render('users/_candidates', { checked, candidates: found.filter((a) => !chosen.has(a.uuid)), assignQuery: q.assign_q })
   })
@@ -97,9 +87,9 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/users/new', admin, async (request, reply) => renderForm(request, reply, { user: null }))
 
   app.post('/users/new', admin, async (request, reply) => {
-    const input = formInput(request.body)
-    // Without JavaScript the Assign Accounts search submits the whole form: re-render it.
-    if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user: null, input, assignQuery: str(request.body, 'assign_q') })
+    const { input, search, assignQuery } = userForm.parse(request.body ?? {})
+    // The Assign Accounts search: the form again, with its results.
+    if (search) return renderForm(request, reply, { user: null, input, assignQuery })
     try {
       await service.createUser(app.db, actorOf(request), input)
     } catch (err) {
@@ -111,14 +101,14 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     return renderForm(request, reply, { user })
   })
 
   app.post('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
-    const input = formInput(request.body)
-    if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user, input, assignQuery: str(request.body, 'assign_q') })
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    const { input, search, assignQuery } = userForm.parse(request.body ?? {})
+    if (search) return renderForm(request, reply, { user, input, assignQuery })
     try {
       await service.editUser(app, actorOf(request), user, input)
     } catch (err) {
@@ -141,11 +131,11 @@ const routes: FastifyPluginAsync = async (app) => {
   for (const action of Object.keys(WINDOWS) as Action[]) {
     const w = WINDOWS[action]
     app.get(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, idParams.parse(request.params).id)
       return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm' }, { fragment: 'users/_confirm' })
     })
     app.post(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, idParams.parse(request.params).id)
       try {
         if (action === 'reset-2fa') await service.resetTwoFactor(app, actorOf(request), user)
         else await service.setEnabled(app, actorOf(request), user, action === 'enable')
@@ -161,7 +151,7 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.post('/users/:id/unlock', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     await service.unlock(app.db, actorOf(request), user)
     await flash(request, `${user.username} is unlocked.`)
     return redirect(request, reply, '/users')
@@ -173,15 +163,15 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     if (user.enabled === 1) return renderDelete(request, reply, user, { alert: 'Disable the user before deleting them.' }, 409)
     return renderDelete(request, reply, user)
   })
 
   app.post('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
-    const successor = str(request.body, 'successor')
-    if (str(request.body, 'step') !== 'delete') {
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    const { successor, step } = deleteForm.parse(request.body ?? {})
+    if (step !== 'delete') {
       const chosen = successor ? await repo.findUserByUuid(app.db, successor) : undefined
       if (!chosen || chosen.id === user.id || chosen.enabled !== 1) return renderDelete(request, reply, user, { errors: { successor: 'Select the new owner of the user’s objects.' } }, 422)
       return renderDelete(request, reply, user, { confirm: chosen })
@@ -199,12 +189,12 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Generate API Keys for another user: the warning, then Replace & Generate.
   app.get('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(actorOf(request), user, 'api-keys') }, { fragment: 'users/_keys' })
   })
 
   app.post('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     try {
       const keys = await service.generateKeysFor(app, actorOf(request), user)
       return reply.render('users/keys', { title: 'API Keys', target: user, keys }, { fragment: 'users/_keys' })
@@ -216,7 +206,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Assist: the Accounts page as the user sees it, under the blue overlay.
   app.post('/users/:id/assist', admin, async (request, reply) => {
-    const user = await service.requireUser(app.db, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     try {
       await service.startAssist(app.db, actorOf(request), request.auth!.session?.id ?? null, user)
     } catch (err) {
