@@ -42,8 +42,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const page = Math.min(q.page, pages)
     const users = await repo.listUsers(app.db, { text: q.q, sort: q.sort, dir: q.dir, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE })
     const actor = actorOf(request)
-    const me = actor.assistedBy ?? actor.user
-    return reply.render('users/index', { title: 'Users', users, total, page, pages, q, meId: me.id, now: Date.now() }, { fragment: 'users/_results' })
+    return reply.render('users/index', { title: 'Users', users, total, page, pages, q, isYourself: (u: { id: number }) => service.isYourself(actor, u), now: Date.now() }, { fragment: 'users/_results' })
   })
 
   /** The Create/Edit User form with its Accounts tab (assigned accounts and the Assign Accounts search). */

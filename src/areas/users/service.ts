@@ -105,8 +105,16 @@ type Credential = 'password' | 'two-factor' | 'api-keys' | 'authorizations' | 'd
  */
 export function credentialsRefusal(actor: Actor, user: User, credential: Credential): string | null {
   if (actor.assistedBy && user.id === actor.user.id) return credential === 'authorizations' || credential === 'disable' ? ASSISTED_ACCESS : ASSISTING_MESSAGE
-  if (user.id !== (actor.assistedBy ?? actor.user).id) return null
+  if (!isYourself(actor, user)) return null
   return credential === 'password' ? OWN_PASSWORD : credential === 'two-factor' ? OWN_TWO_FACTOR : null
+}
+
+/**
+ * Whether the user is the person acting: the Administrator themselves while they assist
+ * someone. No one disables themselves or turns off their own password sign-in.
+ */
+export function isYourself(actor: Actor, user: Pick<User, 'id'>): boolean {
+  return user.id === (actor.assistedBy ?? actor.user).id
 }
 
 function refuseCredentials(actor: Actor, user: User, credential: Exclude<Credential, 'password'>): void {
@@ -207,8 +215,7 @@ const ADMIN_SET_PASSWORD = { unlock: true, via: 'administrator' } as const
 
 function refuseDisablingYourself(actor: Actor, user: User): void {
   refuseCredentials(actor, user, 'disable')
-  const me = actor.assistedBy ?? actor.user
-  if (user.id === me.id) throw new ConflictError('You cannot disable yourself.')
+  if (isYourself(actor, user)) throw new ConflictError('You cannot disable yourself.')
 }
 
 async function writeEnabled(trx: Db, actor: Actor, user: User, enabled: boolean): Promise<void> {
@@ -361,12 +368,11 @@ export interface Authorizations {
  */
 export async function setAuthorizations(portal: Portal, actor: Actor, user: User, changes: Partial<Authorizations>): Promise<User> {
   const { db } = portal
-  const me = actor.assistedBy ?? actor.user
   const api = changes.api_permitted ?? user.api_permitted === 1
   const password = changes.password_permitted ?? user.password_permitted === 1
   const passwordOff = !password && user.password_permitted === 1
   refuseCredentials(actor, user, 'authorizations')
-  if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
+  if (passwordOff && isYourself(actor, user)) throw new ConflictError('You cannot turn off your own password sign-in.')
   await underAdministratorRule(portal, async (trx) => {
     await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })
     if (passwordOff) await deleteUserSessions(trx, user.id)
