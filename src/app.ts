@@ -18,7 +18,6 @@ import security from './plugins/security.ts'
 import session from './plugins/session.ts'
 import views from './plugins/views.ts'
 import api, { registerApiRoutes } from './plugins/api.ts'
-import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import verifyRoutes from './areas/auth/verify-routes.ts'
 import myAccountRoutes from './areas/my-account/routes.ts'
@@ -134,7 +133,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(resourcesRoutes)
   await app.register(settingsRoutes)
   await app.register(auditRoutes)
-  await registerApiRoutes(app, apiSessionRoutes)
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)
   await registerApiRoutes(app, myAccountApiRoutes)

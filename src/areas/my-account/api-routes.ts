@@ -4,10 +4,15 @@ import { z } from 'zod'
 import { ForbiddenError, HttpError } from '../../lib/errors.ts'
 import { actorOf } from '../../plugins/session.ts'
 import { apiError } from '../api/errors.ts'
-import { errorSchema } from '../api/routes.ts'
+import { lastApiKeyUse } from '../api/repository.ts'
+import { errorSchema, keysSchema } from '../api/schemas.ts'
+import { generateApiKeys } from '../api/service.ts'
+import { apiUserSchema, toApiUser } from '../api/user-object.ts'
+import { findTwoFactor } from '../two-factor/repository.ts'
 import { ResendLimitError } from '../two-factor/service.ts'
 import * as service from './service.ts'
 
+// My Account in the API: the caller's own session endpoints (Tenable's `/session`), and
 // Tenable's two-factor endpoints under /users/{id}: the caller's own 2FA only
 // (Administrators cannot configure another user's, as the guide says).
 
@@ -35,6 +40,34 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   app.addHook('preHandler', async (request) => {
     if (request.method !== 'GET' && request.auth) service.refuseWhileAssisting(actorOf(request))
   })
+  app.get('/session', {
+    config: { access: 'user' },
+    schema: { tags: ['session'], summary: "The caller's user object", response: { 200: apiUserSchema, 401: errorSchema } },
+  }, async (request) => {
+    const user = request.auth!.user
+    return toApiUser(user, { lastApiKeyAccess: await lastApiKeyUse(app.db, user.id), twoFactor: await findTwoFactor(app.db, user.id) })
+  })
+
+  app.put('/session/keys', {
+    config: { access: 'user' },
+    schema: { tags: ['session'], summary: "Generate the caller's API keys (replaces existing keys)", response: { 200: keysSchema, 401: errorSchema } },
+  }, async (request) => generateApiKeys(app, actorOf(request), request.auth!.user))
+
+  app.put('/session/chpasswd', {
+    config: { access: 'user' },
+    schema: {
+      tags: ['session'],
+      summary: "Change the caller's password",
+      description: 'Asks for the current password: a wrong one counts toward the lockout like a failed sign-in (429 with Retry-After while locked). The other sessions end, reset links stop working and the user is told by e-mail.',
+      body: z.object({ password: z.string().min(1).max(256), current_password: z.string().min(1).max(1000) }),
+      response: { 200: z.object({}), 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+    },
+  }, async (request, reply) => {
+    const { password, current_password } = request.body
+    await service.changePassword(app, actorOf(request), request.auth!.session?.id ?? null, { current_password, new_password: password }).catch(apiError(reply))
+    return {}
+  })
+
   app.post('/users/:id/two-factor/send-verification', {
     config: { access: 'user' },
     schema: { tags: ['two-factor'], summary: 'Send a verification code by text message to a new phone number (your own account)', params: idParams, body: z.object({ sms_phone: z.string().min(1).max(40), current_password: currentPassword }), response: { 200: z.object({}), 400: errorSchema, 403: errorSchema, 429: errorSchema } },

@@ -6,7 +6,7 @@ import { ConflictError, HttpError, ValidationError } from '../../lib/errors.ts'
 import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
 import { findUserByUsername } from '../auth/repository.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
-import { errorSchema } from '../api/routes.ts'
+import { errorSchema, keysSchema } from '../api/schemas.ts'
 import { apiError } from '../api/errors.ts'
 import { apiUserSchema, toApiUser } from '../api/user-object.ts'
 import { StepUpLockedError } from '../my-account/step-up.ts'
@@ -68,8 +68,6 @@ const authorizationsBody = z.object({
   saml_permitted: booleanish.optional().refine((v) => v !== true, 'SAML sign-in is not available in this portal: it stays false.').describe('Always false'),
   _csrf: csrfField,
 })
-
-const keysSchema = z.object({ accessKey: z.string(), secretKey: z.string() })
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema }
 
