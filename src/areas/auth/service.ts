@@ -182,23 +182,13 @@ export async function recordFailedSignIn(db: Kysely<Database>, by: Actor | Origi
   const now = Date.now()
   const target = { type: 'user', id: user.uuid, name: user.username }
   await db.transaction().execute(async (trx) => {
-    const updated = await trx
-      .updateTable('users')
-      .set((eb) => ({
-        failed_login_total: eb('failed_login_total', '+', 1),
-        // A locked user's right password does not extend the lock.
-        failed_login_count: opts.countsTowardLock ? eb('failed_login_count', '+', 1) : eb.ref('failed_login_count'),
-        last_failed_login_at: now,
-        last_login_attempt_at: now,
-      }))
-      .where('id', '=', user.id)
-      .returning(['failed_login_count'])
-      .executeTakeFirstOrThrow()
+    // A locked user's right password does not extend the lock.
+    const failures = await repo.countFailedSignIn(trx, user.id, opts.countsTowardLock, now)
     await audit(trx, by, { action: opts.action ?? 'auth.sign_in', outcome: 'failure', actor: user, target, fields: { reason: opts.reason } })
-    const minutes = opts.countsTowardLock ? lockMinutes(updated.failed_login_count) : 0
+    const minutes = opts.countsTowardLock ? lockMinutes(failures) : 0
     if (minutes > 0) {
       await repo.updateUser(trx, user.id, { locked_until: now + minutes * 60_000 })
-      await audit(trx, by, { action: 'auth.lockout', actor: user, target, fields: { minutes, failures: updated.failed_login_count } })
+      await audit(trx, by, { action: 'auth.lockout', actor: user, target, fields: { minutes, failures } })
     }
   })
 }
