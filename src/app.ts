@@ -40,7 +40,7 @@ import healthRoutes from './areas/health/routes.ts'
 import { getResourceLinks, getSettings } from './areas/settings/service.ts'
 import { audit } from './areas/audit/service.ts'
 import { authenticateApiKeys, parseApiKeysHeader } from './areas/api/service.ts'
-import { findUserByUsername } from './areas/auth/repository.ts'
+import { findImpersonationTarget } from './areas/users/service.ts'
 import './types.ts'
 
 export interface BuildOptions {
@@ -112,7 +112,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(api, {
     parseKeys: parseApiKeysHeader,
     authenticate: (keys) => authenticateApiKeys(app, keys),
-    findUserByUsername: (username) => findUserByUsername(app.db, username),
+    impersonationTarget: (admin, username) => findImpersonationTarget(app.db, admin, username),
   })
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })

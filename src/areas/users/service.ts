@@ -278,12 +278,24 @@ async function reachableInstances(app: Portal, user: User): Promise<string[]> {
   return [...new Set(urls.map((instance_url) => instanceBase(app, { instance_url })).filter((b): b is string => b !== null))]
 }
 
+/** Whom an Administrator may act as (Assist in the browser, X-Impersonate in the API): an enabled user, not themselves. */
+function refuseActingAs(admin: User, user: User, way: 'assist' | 'impersonate'): void {
+  if (user.id === admin.id) throw new ConflictError(`You cannot ${way} yourself.`)
+  if (user.enabled !== 1) throw new ConflictError(`You cannot ${way} a disabled user.`)
+}
+
+/** The user X-Impersonate names, or undefined when there is none; refused as Assist would refuse them. */
+export async function findImpersonationTarget(db: Db, admin: User, username: string): Promise<User | undefined> {
+  const user = await findUserByUsername(db, username)
+  if (user) refuseActingAs(admin, user, 'impersonate')
+  return user
+}
+
 /** Assist: the Administrator's session acts as the user until they stop (or the time limit). */
 export async function startAssist(db: Db, actor: Actor, sessionId: string | null, user: User): Promise<void> {
   if (actor.assistedBy) throw new ConflictError('You are already assisting a user. Stop assisting first.')
   if (!sessionId) throw new ForbiddenError('Assist works in the browser; API calls use the X-Impersonate header.')
-  if (user.id === actor.user.id) throw new ConflictError('You cannot assist yourself.')
-  if (user.enabled !== 1) throw new ConflictError('You cannot assist a disabled user.')
+  refuseActingAs(actor.user, user, 'assist')
   await setAssist(db, sessionId, user.id, Date.now())
   await audit(db, actor, { action: 'user.assist_start', target: target(user) })
 }
