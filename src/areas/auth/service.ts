@@ -35,10 +35,7 @@ export function usernameDomain(username: string): string | null {
 /** A session that still owes its second factor lasts only as long as a sign-in code. */
 export const PENDING_2FA_MS = 10 * 60_000
 
-/**
- * A new session row for the user. Its id is the hash of the returned token, which the route
- * puts in the cookie.
- */
+/** A new session row for the user: its id is the hash of the returned token, which the route puts in the cookie. */
 async function createSession(db: Kysely<Database>, portal: Pick<Portal, 'config'>, client: Client, user: User, rememberMe: boolean, pending2fa = false): Promise<{ id: string; token: string }> {
   const token = randomToken(32)
   const now = Date.now()
@@ -96,10 +93,7 @@ export async function signIn(
   return { user, pending: false, token: await completeSignIn(portal, client, user, input.rememberMe, { method: 'password' }) }
 }
 
-/**
- * The user is who they say: reset the failure count, record the login, start the session.
- * Returns the new session's token, for the cookie.
- */
+/** The user is who they say: reset the failure count, record the login, start the session (its token returned). */
 async function completeSignIn(portal: Portal, client: Client, user: User, rememberMe: boolean, fields: { method: string }, replacesSessionId?: string): Promise<string> {
   const now = Date.now()
   // One transaction: one commit (one fsync on SQLite) per sign-in.
@@ -115,11 +109,7 @@ async function completeSignIn(portal: Portal, client: Client, user: User, rememb
 }
 
 /** A session that passed the password and owes its second factor, with the user's settings. */
-export interface PendingSignIn {
-  session: Session
-  user: User
-  tf: TwoFactor | undefined
-}
+export type PendingSignIn = { session: Session; user: User; tf: TwoFactor | undefined }
 
 /**
  * The sign-in code step: a recovery code, a sent code or an authenticator code finishes the

@@ -36,10 +36,8 @@ export interface UserInput {
 }
 
 type Db = Kysely<Database>
-/** Where a service reports what went wrong after its change committed (the portal's logger). */
-interface Log {
-  warn(obj: object, msg: string): void
-}
+/** The portal's logger, for what fails after a change committed. */
+type Log = { warn(obj: object, msg: string): void }
 
 const target = (u: Pick<User, 'uuid' | 'username'>) => ({ type: 'user', id: u.uuid, name: u.username })
 
