@@ -18,7 +18,6 @@ import security from './plugins/security.ts'
 import session from './plugins/session.ts'
 import views from './plugins/views.ts'
 import api, { registerApiRoutes } from './plugins/api.ts'
-import apiSessionRoutes from './areas/api/routes.ts'
 import authRoutes from './areas/auth/routes.ts'
 import verifyRoutes from './areas/auth/verify-routes.ts'
 import myAccountRoutes from './areas/my-account/routes.ts'
@@ -41,7 +40,7 @@ import healthRoutes from './areas/health/routes.ts'
 import { getResourceLinks, getSettings } from './areas/settings/service.ts'
 import { audit } from './areas/audit/service.ts'
 import { authenticateApiKeys, parseApiKeysHeader } from './areas/api/service.ts'
-import { findUserByUsername } from './areas/auth/repository.ts'
+import { findImpersonationTarget } from './areas/users/service.ts'
 import './types.ts'
 
 export interface BuildOptions {
@@ -113,7 +112,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(api, {
     parseKeys: parseApiKeysHeader,
     authenticate: (keys) => authenticateApiKeys(app, keys),
-    findUserByUsername: (username) => findUserByUsername(app.db, username),
+    impersonationTarget: (admin, username) => findImpersonationTarget(app.db, admin, username),
   })
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })
@@ -134,7 +133,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(resourcesRoutes)
   await app.register(settingsRoutes)
   await app.register(auditRoutes)
-  await registerApiRoutes(app, apiSessionRoutes)
   await registerApiRoutes(app, accountsApiRoutes)
   await registerApiRoutes(app, logosApiRoutes)
   await registerApiRoutes(app, myAccountApiRoutes)

@@ -14,3 +14,8 @@ export interface Actor extends Origin {
   user: User
   assistedBy: User | null
 }
+
+/** A browser signing in: where from, and what its session row records of it. */
+export interface Client extends Origin {
+  userAgent: string
+}

@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { databaseFailureCounter, databaseRateLimitStore, memoryFailureCounter } from '../ops/rate-limit-store.ts'
-import { ConflictError, ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
+import { ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import type { User } from '../db/schema.ts'
 import { hasBadText } from './bodies.ts'
@@ -56,8 +56,8 @@ export interface ApiOptions {
   parseKeys(header: string | string[] | undefined): ApiKeys | null
   /** The enabled user these keys belong to, or null. */
   authenticate(keys: ApiKeys): Promise<User | null>
-  /** A user by (lower-case) username, for X-Impersonate. */
-  findUserByUsername(username: string): Promise<User | undefined>
+  /** The user an Administrator's X-Impersonate names by (lower-case) username; throws when they may not act as them. */
+  impersonationTarget(admin: User, username: string): Promise<User | undefined>
 }
 
 export default fp<ApiOptions>(async (app, opts) => {
@@ -99,7 +99,7 @@ export default fp<ApiOptions>(async (app, opts) => {
     if ('x-impersonate' in request.headers) {
       // For API-key calls to the API only: a browser assists instead (time-limited, marked, audited).
       if (request.auth?.via !== 'api-key' || !request.routeOptions.config.api) throw new HttpError(400, 'X-Impersonate is accepted only on API calls authenticated by API keys.')
-      await impersonate(request, opts.findUserByUsername)
+      await impersonate(request, opts.impersonationTarget)
     }
   })
 
@@ -122,15 +122,13 @@ export default fp<ApiOptions>(async (app, opts) => {
  * `X-Impersonate: username=...` on an Administrator's API call acts as that user (Tenable's
  * assist for the API): the same rules as assisting in the browser, audited with both names.
  */
-async function impersonate(request: FastifyRequest, findUserByUsername: ApiOptions['findUserByUsername']): Promise<void> {
+async function impersonate(request: FastifyRequest, impersonationTarget: ApiOptions['impersonationTarget']): Promise<void> {
   const auth = request.auth!
   const username = /^\s*username\s*=\s*(\S+)\s*$/.exec(String(request.headers['x-impersonate']))?.[1]?.toLowerCase()
   if (auth.user.role !== ADMINISTRATOR || auth.assistedBy) throw new ForbiddenError('Only an Administrator can impersonate a user.')
   if (!username || hasBadText(username)) throw new HttpError(400, 'X-Impersonate must be username=<username>.')
-  const target = await findUserByUsername(username)
+  const target = await impersonationTarget(auth.user, username)
   if (!target) throw new NotFoundError('No user has this username.')
-  if (target.id === auth.user.id) throw new ConflictError('You cannot impersonate yourself.')
-  if (target.enabled !== 1) throw new ConflictError('You cannot impersonate a disabled user.')
   request.auth = { ...auth, user: target, has2fa: true, assistedBy: auth.user }
 }
 

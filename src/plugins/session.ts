@@ -1,12 +1,11 @@
 import fp from 'fastify-plugin'
 import secureSession from '@fastify/secure-session'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Kysely } from 'kysely'
-import type { Database, Session, User } from '../db/schema.ts'
+import type { Session, User } from '../db/schema.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import * as repo from '../areas/auth/sessions.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
-import type { Actor, Origin } from '../lib/actor.ts'
+import type { Actor, Client, Origin } from '../lib/actor.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -133,38 +132,13 @@ async function applyAssist(request: FastifyRequest, admin: User, session: Sessio
   request.auth = { via: 'session', user: assisted, session, has2fa: true, assistedBy: admin }
 }
 
-/** Starts a new session for the user: a fresh id (and so a fresh CSRF token). */
-export const PENDING_2FA_MS = 10 * 60_000
-
 /**
- * Starts a new session for the user: a fresh id (and so a fresh CSRF token). A session that
- * still owes its second factor lasts only as long as a sign-in code.
+ * Starts the browser's session: the cookie carries the token of a session row the auth
+ * service created (a fresh token, and so a fresh CSRF token).
  */
-export async function startSession(
-  request: FastifyRequest,
-  user: User,
-  rememberMe: boolean,
-  db: Kysely<Database> = request.server.db,
-  opts: { pending2fa?: boolean } = {},
-): Promise<string> {
-  const app = request.server
-  const token = randomToken(32)
-  const now = Date.now()
-  const id = sha256(token)
-  await repo.insertSession(db, {
-    id,
-    pending_2fa: opts.pending2fa ? 1 : 0,
-    user_id: user.id,
-    remember_me: rememberMe ? 1 : 0,
-    created_at: now,
-    last_seen_at: now,
-    expires_at: now + (opts.pending2fa ? PENDING_2FA_MS : app.config.sessionMaxHours * 3_600_000),
-    ip: request.ip,
-    user_agent: (request.headers['user-agent'] ?? '').slice(0, 300),
-  })
+export function startSession(request: FastifyRequest, token: string): void {
   request.session.set('anon', undefined)
   request.session.set('sid', token)
-  return id
 }
 
 export async function endSession(request: FastifyRequest): Promise<void> {
@@ -210,4 +184,9 @@ export function actorOf(request: FastifyRequest): Actor {
 /** Where an anonymous request came from, for services that audit sign-in steps. */
 export function originOf(request: FastifyRequest): Origin {
   return { ip: request.ip }
+}
+
+/** The signing-in browser, as its session row records it. */
+export function clientOf(request: FastifyRequest): Client {
+  return { ip: request.ip, userAgent: request.headers['user-agent'] ?? '' }
 }

@@ -30,6 +30,10 @@ export async function lastApiKeyUse(db: Db, userId: number): Promise<number | nu
   return row?.last_used_at ?? null
 }
 
+export async function hasApiKeys(db: Db, userId: number): Promise<boolean> {
+  return Boolean(await db.selectFrom('api_keys').select('user_id').where('user_id', '=', userId).executeTakeFirst())
+}
+
 /** Revokes the user's API keys (disabled, or their password reset): deleted, so nothing revives them. Whether they had any. */
 export async function revokeApiKeys(db: Db, userId: number): Promise<boolean> {
   const result = await db.deleteFrom('api_keys').where('user_id', '=', userId).executeTakeFirst()

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { User } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
+import type { Portal } from '../../types.ts'
 import { hmac, safeEqual } from '../../lib/tokens.ts'
 import { audit } from '../audit/service.ts'
 import * as repo from './repository.ts'
@@ -31,13 +32,12 @@ export function parseApiKeysHeader(header: string | string[] | undefined): { acc
 }
 
 /** The key used to hash API secrets (a fast HMAC suits random secrets; not a slow password hash). */
-export function apiKeyHashKey(app: FastifyInstance): Buffer {
+export function apiKeyHashKey(app: Pick<Portal, 'keys'>): Buffer {
   return crypto.createHmac('sha256', app.keys.secrets).update('mssp-portal api key secrets').digest()
 }
 
 /** Generates a user's keys, replacing any they had at once. The secret is returned once, never stored. */
-export async function generateApiKeys(request: FastifyRequest, user: User): Promise<{ accessKey: string; secretKey: string }> {
-  const app = request.server
+export async function generateApiKeys(app: Pick<Portal, 'db' | 'keys'>, actor: Actor, user: User): Promise<{ accessKey: string; secretKey: string }> {
   const accessKey = crypto.randomBytes(32).toString('hex')
   const secretKey = crypto.randomBytes(32).toString('hex')
   await repo.replaceApiKeys(app.db, {
@@ -46,12 +46,12 @@ export async function generateApiKeys(request: FastifyRequest, user: User): Prom
     secret_hash: hmac(apiKeyHashKey(app), secretKey),
     created_at: Date.now(),
   })
-  await audit(app.db, request, { action: 'api_keys.generate', target: { type: 'user', id: user.uuid, name: user.username } })
+  await audit(app.db, actor, { action: 'api_keys.generate', target: { type: 'user', id: user.uuid, name: user.username } })
   return { accessKey, secretKey }
 }
 
 /** The enabled user owning these keys (from parseApiKeysHeader), or null. Records the use at most once a minute. */
-export async function authenticateApiKeys(app: FastifyInstance, keys: { accessKey: string; secretKey: string }): Promise<User | null> {
+export async function authenticateApiKeys(app: Pick<Portal, 'db' | 'keys'>, keys: { accessKey: string; secretKey: string }): Promise<User | null> {
   const row = await repo.findKeyWithUser(app.db, keys.accessKey)
   const expected = row?.secret_hash ?? 'x'.repeat(43)
   const matches = safeEqual(hmac(apiKeyHashKey(app), keys.secretKey), expected)

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { errorSchema } from '../api/routes.ts'
+import { errorSchema } from '../api/schemas.ts'
 import * as repo from './repository.ts'
 import { crudOf, describeEvent, parseFields } from './actions.ts'
 import { utcDay } from './service.ts'

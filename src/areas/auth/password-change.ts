@@ -1,6 +1,7 @@
-import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database, User } from '../../db/schema.ts'
+import type { Actor, Origin } from '../../lib/actor.ts'
+import type { Portal } from '../../types.ts'
 import { audit, type AuditInput } from '../audit/service.ts'
 import { deleteUserSessions, updateUser, voidOneTimeCodes } from './repository.ts'
 import { revokeApiKeys } from '../api/repository.ts'
@@ -25,14 +26,13 @@ export interface PasswordChange {
 }
 
 /** Writes the new password hash with its consequences in one transaction, then mails the notice. */
-export async function setNewPassword(request: FastifyRequest, user: User, passwordHash: string, change: PasswordChange): Promise<void> {
-  const db: Kysely<Database> = request.server.db
-  await db.transaction().execute((trx) => writeNewPassword(trx, request, user, passwordHash, change))
-  await sendPasswordNotice(request, user, change)
+export async function setNewPassword(portal: Portal, by: Actor | Origin, user: User, passwordHash: string, change: PasswordChange): Promise<void> {
+  await portal.db.transaction().execute((trx) => writeNewPassword(trx, by, user, passwordHash, change))
+  await sendPasswordNotice(portal, user, change)
 }
 
 /** setNewPassword's writes, inside the caller's transaction (which then calls sendPasswordNotice once it commits). */
-export async function writeNewPassword(trx: Kysely<Database>, request: FastifyRequest, user: User, passwordHash: string, change: PasswordChange): Promise<void> {
+export async function writeNewPassword(trx: Kysely<Database>, by: Actor | Origin, user: User, passwordHash: string, change: PasswordChange): Promise<void> {
   const now = Date.now()
   await change.before?.(trx)
   await updateUser(trx, user.id, {
@@ -47,16 +47,16 @@ export async function writeNewPassword(trx: Kysely<Database>, request: FastifyRe
   const keysRevoked = change.revokeApiKeys ? await revokeApiKeys(trx, user.id) : undefined
   if (change.audit) {
     const fields = keysRevoked !== undefined ? { ...change.audit.fields, keys_revoked: keysRevoked } : change.audit.fields
-    await audit(trx, request, { ...change.audit, ...(fields ? { fields } : {}), target: { type: 'user', id: user.uuid, name: user.username } })
+    await audit(trx, by, { ...change.audit, ...(fields ? { fields } : {}), target: { type: 'user', id: user.uuid, name: user.username } })
   }
 }
 
 const HOW = { change: 'changed', reset: 'reset with a link sent by e-mail', administrator: 'set by an Administrator' } as const
 
 /** Tells the user their password changed (after the change has committed). */
-export async function sendPasswordNotice(request: FastifyRequest, user: User, change: Pick<PasswordChange, 'keepSessionId' | 'via'>): Promise<void> {
+export async function sendPasswordNotice(portal: Pick<Portal, 'messenger'>, user: User, change: Pick<PasswordChange, 'keepSessionId' | 'via'>): Promise<void> {
   const others = change.keepSessionId ? 'every other session was signed out' : 'every session was signed out'
-  await request.server.messenger.send({
+  await portal.messenger.send({
     kind: 'email',
     to: user.email ?? user.username,
     subject: 'Your MSSP Portal password was changed',

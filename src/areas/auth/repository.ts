@@ -46,6 +46,22 @@ export async function updateUser(db: Db, id: number, values: UserUpdate): Promis
   await db.updateTable('users').set(values).where('id', '=', id).execute()
 }
 
+/** Counts a failed attempt (in the consecutive count too, when `consecutive`); the consecutive count after it. */
+export async function countFailedSignIn(db: Db, userId: number, consecutive: boolean, now: number): Promise<number> {
+  const row = await db
+    .updateTable('users')
+    .set((eb) => ({
+      failed_login_total: eb('failed_login_total', '+', 1),
+      failed_login_count: consecutive ? eb('failed_login_count', '+', 1) : eb.ref('failed_login_count'),
+      last_failed_login_at: now,
+      last_login_attempt_at: now,
+    }))
+    .where('id', '=', userId)
+    .returning(['failed_login_count'])
+    .executeTakeFirstOrThrow()
+  return row.failed_login_count
+}
+
 export async function approveDomain(db: Db, domain: string, now: number): Promise<void> {
   await db
     .insertInto('approved_domains')
@@ -118,6 +134,10 @@ export async function deleteUserSessions(db: Db, userId: number, exceptId?: stri
 
 export async function touchSession(db: Db, id: string, now: number): Promise<void> {
   await db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', id).execute()
+}
+
+export async function setCodeAttempts(db: Db, id: string, attempts: number): Promise<void> {
+  await db.updateTable('sessions').set({ code_attempts: attempts }).where('id', '=', id).execute()
 }
 
 export async function setSessionFlash(db: Db, id: string, flash: string | null): Promise<void> {

@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
 import { safeNext } from '../../lib/redirects.ts'
-import { endSession, redirect } from '../../plugins/session.ts'
+import { actorOf, clientOf, endSession, originOf, redirect, startSession } from '../../plugins/session.ts'
 import { audit } from '../audit/service.ts'
 import * as service from './service.ts'
 
@@ -25,10 +25,8 @@ const NOTICES: Record<string, string> = {
   'too-many-codes': 'Too many wrong verification codes. Sign in again to get a new code.',
 }
 
-
-function first(value: unknown): string {
-  return typeof value === 'string' ? value : ''
-}
+const loginQuery = z.object({ m: z.string().catch(''), next: z.string().catch('') })
+const tokenQuery = z.object({ token: z.string().catch('') })
 
 const routes: FastifyPluginAsync = async (app) => {
   // Sign-in and reset mails are limited per client address (the lockout protects each user).
@@ -49,15 +47,15 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     if (request.auth) return reply.redirect('/accounts', 303)
-    const query = request.query as Record<string, unknown>
-    return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[first(query.m)], next: first(query.next) })
+    const query = loginQuery.parse(request.query ?? {})
+    return reply.render('auth/login', { title: 'Sign In', notice: NOTICES[query.m], next: query.next })
   })
 
   app.post('/login', limited, async (request, reply) => {
     const form = loginForm.parse(request.body ?? {})
     const rememberMe = Boolean(form.remember_me)
     const result = form.username && form.password
-      ? await service.signIn(request, { username: form.username, password: form.password, rememberMe })
+      ? await service.signIn(app, clientOf(request), { username: form.username, password: form.password, rememberMe })
       : null
     if (!result) {
       return reply.render(
@@ -66,12 +64,13 @@ const routes: FastifyPluginAsync = async (app) => {
         { status: 401 },
       )
     }
+    startSession(request, result.token)
     if (result.pending) return redirect(request, reply, `/login/verify${form.next ? `?next=${encodeURIComponent(safeNext(form.next))}` : ''}`)
     return redirect(request, reply, safeNext(form.next))
   })
 
   app.post('/logout', { config: { access: 'public' } }, async (request, reply) => {
-    if (request.auth) await audit(app.db, request, { action: 'auth.sign_out' })
+    if (request.auth) await audit(app.db, actorOf(request), { action: 'auth.sign_out' })
     await endSession(request)
     return redirect(request, reply, '/login?m=signed-out')
   })
@@ -85,12 +84,12 @@ const routes: FastifyPluginAsync = async (app) => {
     if (!form.username.trim()) {
       return reply.render('auth/forgot-password', { title: 'Forgot Password', alert: 'Type your username.' }, { status: 422 })
     }
-    await service.requestPasswordReset(request, form.username)
+    await service.requestPasswordReset(app, originOf(request), form.username)
     return reply.render('auth/forgot-password', { title: 'Forgot Password', sent: true })
   })
 
   app.get('/reset-password', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
-    const token = first((request.query as Record<string, unknown>).token)
+    const { token } = tokenQuery.parse(request.query ?? {})
     const valid = await service.findValidCode(app.db, 'password_reset', token)
     return reply.render('auth/reset-password', { title: 'Choose a New Password', token, invalid: !valid }, { status: valid ? 200 : 410 })
   })
@@ -98,7 +97,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/reset-password', { ...tokenPage, ...limited }, async (request, reply) => {
     const form = z.object({ token: text(200), password: text(1000), confirm: text(1000) }).parse(request.body ?? {})
     try {
-      await service.resetPassword(request, form.token, form.password, form.confirm)
+      await service.resetPassword(app, originOf(request), form.token, form.password, form.confirm)
     } catch (err) {
       if (err instanceof service.InvalidLinkError) {
         return reply.render('auth/reset-password', { title: 'Choose a New Password', invalid: true }, { status: 410 })
@@ -113,7 +112,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/setup', { ...tokenPage, config: { access: 'public' } }, async (request, reply) => {
-    const token = first((request.query as Record<string, unknown>).token)
+    const { token } = tokenQuery.parse(request.query ?? {})
     const valid = await service.findValidCode(app.db, 'setup', token)
     return reply.render('setup/index', { title: 'Set Up', token, invalid: !valid, values: {} }, { status: valid ? 200 : 410 })
   })
@@ -123,7 +122,7 @@ const routes: FastifyPluginAsync = async (app) => {
       .object({ token: text(200), name: text(300), username: text(300), email: text(300), password: text(1000), confirm: text(1000) })
       .parse(request.body ?? {})
     try {
-      await service.completeSetup(request, form.token, { ...form, email: form.email || null })
+      await service.completeSetup(app.db, originOf(request), form.token, { ...form, email: form.email || null })
     } catch (err) {
       if (err instanceof service.InvalidLinkError) {
         return reply.render('setup/index', { title: 'Set Up', invalid: true, values: {} }, { status: 410 })

@@ -1,20 +1,24 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import QRCode from 'qrcode'
-import { ForbiddenError, ValidationError } from '../../lib/errors.ts'
-import { ASSISTING_MESSAGE } from './service.ts'
+import { z } from 'zod'
+import { ValidationError } from '../../lib/errors.ts'
 import { totpUri } from '../../lib/otp.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { generateApiKeys } from '../api/service.ts'
-import { lastApiKeyUse } from '../api/repository.ts'
+import { hasApiKeys, lastApiKeyUse } from '../api/repository.ts'
 import { countUnusedRecoveryCodes, findTwoFactor } from '../two-factor/repository.ts'
 import { ResendLimitError, isConfigured, maskPhone } from '../two-factor/service.ts'
 import * as service from './service.ts'
 
-type Body = Record<string, unknown>
-const str = (body: unknown, key: string) => {
-  const v = (body as Body | undefined)?.[key]
-  return typeof v === 'string' ? v : ''
-}
+// A missing or malformed field is empty: the service answers as for any wrong input.
+const field = z.string().catch('')
+const passwordForm = z.object({ current_password: field })
+const profileForm = z.object({ name: field, email: field, current_password: field })
+const newPasswordForm = z.object({ current_password: field, new_password: field })
+const phoneForm = z.object({ phone: field, current_password: field })
+const codeForm = z.object({ code: field })
+const backupEmailForm = z.object({ send_backup_email: field, current_password: field })
+const accountQuery = z.object({ setup: field })
 
 // My Account (every role): profile, password, two-factor authentication, own API keys.
 // Setup routes stay reachable when the require-2FA setting sends a user here first.
@@ -23,7 +27,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // While assisting, the user's password, e-mail, 2FA and API keys cannot be changed.
   app.addHook('preHandler', async (request) => {
-    if (request.method !== 'GET' && request.auth?.assistedBy && request.url !== '/my-account/profile') throw new ForbiddenError(ASSISTING_MESSAGE)
+    if (request.method !== 'GET' && request.auth && request.url !== '/my-account/profile') service.refuseWhileAssisting(actorOf(request))
   })
 
   async function renderAccount(request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status?: number) {
@@ -38,7 +42,7 @@ const routes: FastifyPluginAsync = async (app) => {
       totp: Boolean(tf?.totp_secret),
       backupEmail: tf?.email_enabled === 1,
       recoveryLeft: isConfigured(tf) ? await countUnusedRecoveryCodes(app.db, user.id) : 0,
-      setupRequired: (request.query as Body)?.setup === 'required',
+      setupRequired: accountQuery.parse(request.query ?? {}).setup === 'required',
       ...extra,
     }, { status })
   }
@@ -55,11 +59,12 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/my-account', setup, async (request, reply) => renderAccount(request, reply))
 
   app.post('/my-account/profile', setup, async (request, reply) => {
+    const input = profileForm.parse(request.body ?? {})
     try {
-      await service.updateProfile(request, { name: str(request.body, 'name'), email: str(request.body, 'email'), current_password: str(request.body, 'current_password') })
+      await service.updateProfile(app, actorOf(request), input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: str(request.body, 'name'), email: str(request.body, 'email') } }, 422)
+      return renderAccount(request, reply, { profileErrors: err.fieldErrors, values: { name: input.name, email: input.email } }, 422)
     }
     await flash(request, 'Your account changes were saved.')
     return redirect(request, reply, '/my-account')
@@ -67,7 +72,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/password', setup, async (request, reply) => {
     try {
-      await service.changePassword(request, { current_password: str(request.body, 'current_password'), new_password: str(request.body, 'new_password') })
+      await service.changePassword(app, actorOf(request), request.auth!.session?.id ?? null, newPasswordForm.parse(request.body ?? {}))
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderAccount(request, reply, { passwordErrors: err.fieldErrors }, 422)
@@ -93,10 +98,11 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/my-account/two-factor/setup', setup, async (request, reply) => renderSetup(request, reply, 'phone'))
 
   app.post('/my-account/two-factor/phone', setup, async (request, reply) => {
+    const input = phoneForm.parse(request.body ?? {})
     try {
-      await service.startPhoneSetup(request, str(request.body, 'phone'), str(request.body, 'current_password'))
+      await service.startPhoneSetup(app, actorOf(request), input.phone, input.current_password)
     } catch (err) {
-      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: str(request.body, 'phone') }, 422)
+      if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors, phoneValue: input.phone }, 422)
       throw err
     }
     return renderSetup(request, reply, 'code')
@@ -104,7 +110,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/resend', setup, async (request, reply) => {
     try {
-      await service.resendSetupCode(request)
+      await service.resendSetupCode(app, actorOf(request))
     } catch (err) {
       if (err instanceof ResendLimitError) return renderSetup(request, reply, 'code', { alert: err.message }, 429)
       if (err instanceof ValidationError) return renderSetup(request, reply, 'phone', { errors: err.fieldErrors }, 422)
@@ -116,7 +122,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/verify', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmPhoneSetup(request, str(request.body, 'code'))
+      recoveryCodes = await service.confirmPhoneSetup(app, actorOf(request), codeForm.parse(request.body ?? {}).code)
     } catch (err) {
       if (err instanceof ValidationError) return renderSetup(request, reply, 'code', { errors: err.fieldErrors }, 422)
       throw err
@@ -140,7 +146,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator/start', setup, async (request, reply) => {
     let secret: string
     try {
-      secret = await service.startTotpSetup(request, str(request.body, 'current_password'))
+      secret = await service.startTotpSetup(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
     } catch (err) {
       if (err instanceof ValidationError) return renderTotp(request, reply, 'password', { errors: err.fieldErrors }, 422)
       throw err
@@ -151,10 +157,10 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/my-account/two-factor/authenticator', setup, async (request, reply) => {
     let recoveryCodes: string[] | null
     try {
-      recoveryCodes = await service.confirmTotpSetup(request, str(request.body, 'code'))
+      recoveryCodes = await service.confirmTotpSetup(app, actorOf(request), codeForm.parse(request.body ?? {}).code)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
-      if (!(await service.pendingTotpSecret(request))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
+      if (!(await service.pendingTotpSecret(app, actorOf(request)))) return renderTotp(request, reply, 'password', { alert: err.fieldErrors.code ?? err.message }, 422)
       return renderTotp(request, reply, 'code', { errors: err.fieldErrors }, 422)
     }
     return renderSetup(request, reply, 'done', { recoveryCodes, method: 'authenticator' })
@@ -162,7 +168,8 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/backup-email', setup, async (request, reply) => {
     try {
-      await service.setBackupEmail(request, str(request.body, 'send_backup_email') !== '', str(request.body, 'current_password'))
+      const input = backupEmailForm.parse(request.body ?? {})
+      await service.setBackupEmail(app, actorOf(request), input.send_backup_email !== '', input.current_password)
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { backupErrors: err.fieldErrors }, 422)
       throw err
@@ -176,7 +183,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/disable', setup, async (request, reply) => {
     try {
-      await service.disableTwoFactor(request, str(request.body, 'current_password'))
+      await service.disableTwoFactor(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
     } catch (err) {
       if (err instanceof ValidationError) return reply.render('my-account/disable-two-factor', { title: 'Disable Two-Factor', errors: err.fieldErrors }, { fragment: 'my-account/_disable-two-factor', status: 422 })
       throw err
@@ -186,7 +193,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/my-account/two-factor/recovery-codes', setup, async (request, reply) => {
     try {
-      const recoveryCodes = await service.regenerateRecoveryCodes(request, str(request.body, 'current_password'))
+      const recoveryCodes = await service.regenerateRecoveryCodes(app, actorOf(request), passwordForm.parse(request.body ?? {}).current_password)
       return reply.render('my-account/recovery-codes', { title: 'Recovery Codes', recoveryCodes }, { fragment: 'my-account/_recovery-codes' })
     } catch (err) {
       if (err instanceof ValidationError) return renderAccount(request, reply, { tfErrors: err.fieldErrors }, 422)
@@ -197,7 +204,7 @@ const routes: FastifyPluginAsync = async (app) => {
   // The API Keys tab: keys reach the portal only, never a customer's instance.
   app.get('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
     const lastUsed = await lastApiKeyUse(app.db, request.auth!.user.id)
-    const hasKeys = Boolean(await app.db.selectFrom('api_keys').select('user_id').where('user_id', '=', request.auth!.user.id).executeTakeFirst())
+    const hasKeys = await hasApiKeys(app.db, request.auth!.user.id)
     return reply.render('my-account/api-keys', { title: 'API Keys', tab: 'api-keys', hasKeys, lastUsed })
   })
 
@@ -206,7 +213,7 @@ const routes: FastifyPluginAsync = async (app) => {
   )
 
   app.post('/my-account/api-keys', { config: { access: 'user' } }, async (request, reply) => {
-    const keys = await generateApiKeys(request, request.auth!.user)
+    const keys = await generateApiKeys(app, actorOf(request), request.auth!.user)
     reply.header('Cache-Control', 'no-store')
     return reply.render('my-account/generated-keys', { title: 'API Keys', keys }, { fragment: 'my-account/_generated-keys' })
   })

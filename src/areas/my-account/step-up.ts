@@ -1,6 +1,7 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { User } from '../../db/schema.ts'
-import { ForbiddenError, HttpError, ValidationError } from '../../lib/errors.ts'
+import type { Kysely } from 'kysely'
+import type { Database, User } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
+import { ForbiddenError, ValidationError } from '../../lib/errors.ts'
 import { verifyPassword } from '../../lib/passwords.ts'
 import { audit } from '../audit/service.ts'
 import { findUserById, updateUser } from '../auth/repository.ts'
@@ -10,6 +11,11 @@ import { recordFailedSignIn } from '../auth/service.ts'
 // that they know the current password. One check for every such change, page and API.
 
 export const ASSISTING_MESSAGE = 'While assisting a user you cannot change their password, e-mail address, two-factor authentication or API keys.'
+
+/** While assisting (in the browser or by X-Impersonate), the user's credentials stay theirs to change. */
+export function refuseWhileAssisting(actor: Actor): void {
+  if (actor.assistedBy) throw new ForbiddenError(ASSISTING_MESSAGE)
+}
 
 export const WRONG_CURRENT_PASSWORD = 'The current password is not correct.'
 
@@ -35,23 +41,21 @@ export class StepUpLockedError extends StepUpError {
  * lockout exactly like a failed sign-in, so this is no unlimited guessing oracle; the right
  * one clears the count, as a sign-in does. Returns the user as stored now.
  */
-export async function requireCurrentPassword(request: FastifyRequest, currentPassword: string, action: string, missingMessage = 'Enter your current password.'): Promise<User> {
-  const auth = request.auth!
-  const target = { type: 'user', id: auth.user.uuid, name: auth.user.username }
-  if (auth.assistedBy) {
-    await audit(request.server.db, request, { action, outcome: 'failure', target, fields: { reason: 'assisting' } })
-    throw new ForbiddenError(ASSISTING_MESSAGE)
+export async function requireCurrentPassword(db: Kysely<Database>, actor: Actor, currentPassword: string, action: string, missingMessage = 'Enter your current password.'): Promise<User> {
+  const target = { type: 'user', id: actor.user.uuid, name: actor.user.username }
+  if (actor.assistedBy) {
+    await audit(db, actor, { action, outcome: 'failure', target, fields: { reason: 'assisting' } })
+    refuseWhileAssisting(actor)
   }
-  const { db } = request.server
-  const user = (await findUserById(db, auth.user.id)) ?? auth.user
+  const user = (await findUserById(db, actor.user.id)) ?? actor.user
   if (!currentPassword) {
-    await audit(db, request, { action, outcome: 'failure', target, fields: { reason: 'no current password' } })
+    await audit(db, actor, { action, outcome: 'failure', target, fields: { reason: 'no current password' } })
     throw new StepUpError(missingMessage)
   }
   const valid = await verifyPassword(user.password_hash, currentPassword)
   const locked = user.locked_until !== null && user.locked_until > Date.now()
   if (!valid || locked) {
-    await recordFailedSignIn(request, user, { countsTowardLock: !valid, reason: locked ? 'locked' : 'wrong current password', action })
+    await recordFailedSignIn(db, actor, user, { countsTowardLock: !valid, reason: locked ? 'locked' : 'wrong current password', action })
     const lockedUntil = (await findUserById(db, user.id))?.locked_until ?? null
     const now = Date.now()
     if (lockedUntil !== null && lockedUntil > now) throw new StepUpLockedError(Math.ceil((lockedUntil - now) / 1000))
@@ -59,19 +63,4 @@ export async function requireCurrentPassword(request: FastifyRequest, currentPas
   }
   if (user.failed_login_count > 0) await updateUser(db, user.id, { failed_login_count: 0, locked_until: null })
   return user
-}
-
-/**
- * The API's answer to a refused change: 429 with Retry-After while locked, 400 with the
- * message for any other invalid input (a missing or wrong current password included).
- */
-export function apiError(reply: FastifyReply) {
-  return (err: unknown): never => {
-    if (err instanceof StepUpLockedError) {
-      reply.header('Retry-After', String(err.retryAfterSeconds))
-      throw new HttpError(429, err.message)
-    }
-    if (err instanceof ValidationError) throw new HttpError(400, Object.values(err.fieldErrors)[0] ?? err.message)
-    throw err
-  }
 }

@@ -16,6 +16,11 @@ export async function upsertTwoFactor(db: Db, userId: number, values: Partial<Om
     .execute()
 }
 
+/** Without an e-mail address there is no backup e-mail for codes. */
+export async function turnOffBackupEmail(db: Db, userId: number): Promise<void> {
+  await db.updateTable('two_factor').set({ email_enabled: 0 }).where('user_id', '=', userId).execute()
+}
+
 export async function deleteTwoFactor(db: Db, userId: number): Promise<void> {
   await db.deleteFrom('two_factor').where('user_id', '=', userId).execute()
   await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute()

@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database, TwoFactor, User } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
+import type { Portal } from '../../types.ts'
 import { CODE_TTL_MS, decryptSecret, normaliseRecoveryCode, numericCode, recoveryCode, totpStep } from '../../lib/otp.ts'
 import { consumeOneTimeCode, insertOneTimeCode } from '../auth/repository.ts'
 import { audit, type AuditInput } from '../audit/service.ts'
@@ -71,7 +72,7 @@ export function textLimitReached(db: Kysely<Database>, userId: number): Promise<
  * voiding the previous one. Resends are limited: MAX_RESENDS after the first, RESEND_INTERVAL_MS apart;
  * texts also MAX_TEXTS_PER_HOUR per user.
  */
-export async function sendCode(app: FastifyInstance, opts: { boundTo: string; channel: CodeChannel; to: string; userId: number; purpose: string }): Promise<void> {
+export async function sendCode(app: Portal, opts: { boundTo: string; channel: CodeChannel; to: string; userId: number; purpose: string }): Promise<void> {
   const now = Date.now()
   // Every send counts, first ones included: at most 1 + MAX_RESENDS an hour per attempt or
   // setup, RESEND_INTERVAL_MS apart (the state is in the database, so it holds across processes).
@@ -97,7 +98,7 @@ export async function checkSentCode(db: Kysely<Database>, boundTo: string, code:
 }
 
 /** An authenticator-app code for the user's confirmed secret; each 30-second step once. */
-export async function checkTotp(app: FastifyInstance, tf: TwoFactor, code: string): Promise<boolean> {
+export async function checkTotp(app: Pick<Portal, 'db' | 'keys'>, tf: TwoFactor, code: string): Promise<boolean> {
   if (!tf.totp_secret) return false
   const step = totpStep(decryptSecret(app.keys.secrets, tf.totp_secret), code)
   return step !== null && (await repo.acceptTotpStep(app.db, tf.user_id, step))
@@ -117,8 +118,7 @@ export async function issueRecoveryCodes(db: Kysely<Database>, userId: number): 
 }
 
 /** Sends the sign-in codes the user's setup calls for: by text message, if SMS is set up and can be sent. */
-export async function startSignInChallenge(request: FastifyRequest, user: User, tf: TwoFactor, sessionId: string): Promise<void> {
-  const app = request.server
+export async function startSignInChallenge(app: Portal, user: User, tf: TwoFactor, sessionId: string): Promise<void> {
   if (tf.sms_phone && app.messenger.hasTransport('sms')) {
     await sendCode(app, { boundTo: sessionId, channel: 'sms', to: tf.sms_phone, userId: user.id, purpose: '2fa_sign_in' })
   }
@@ -142,15 +142,15 @@ export function freshPendingTotp(tf: TwoFactor | undefined, now = Date.now()): s
  * then a notice by e-mail saying what changed (`notice`, a sentence without its full stop).
  */
 export async function changeTwoFactor(
-  request: FastifyRequest,
+  app: Portal,
+  actor: Actor,
   user: User,
   change: { audit: Omit<AuditInput, 'target' | 'outcome'>; notice: string; by?: 'administrator' },
   write: (trx: Transaction<Database>) => Promise<void>,
 ): Promise<void> {
-  const app = request.server
   await app.db.transaction().execute(async (trx) => {
     await write(trx)
-    await audit(trx, request, { ...change.audit, target: { type: 'user', id: user.uuid, name: user.username } })
+    await audit(trx, actor, { ...change.audit, target: { type: 'user', id: user.uuid, name: user.username } })
   })
   await app.messenger.send({
     kind: 'email',

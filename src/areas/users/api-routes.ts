@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { TwoFactor, User } from '../../db/schema.ts'
@@ -7,10 +6,12 @@ import { ConflictError, HttpError, ValidationError } from '../../lib/errors.ts'
 import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
 import { findUserByUsername } from '../auth/repository.ts'
 import { lastApiKeyUse } from '../api/repository.ts'
-import { errorSchema } from '../api/routes.ts'
+import { errorSchema, keysSchema } from '../api/schemas.ts'
+import { apiError } from '../api/errors.ts'
 import { apiUserSchema, toApiUser } from '../api/user-object.ts'
-import { ASSISTING_MESSAGE } from '../my-account/service.ts'
-import { StepUpLockedError, apiError } from '../my-account/step-up.ts'
+import { StepUpLockedError } from '../my-account/step-up.ts'
+import { actorOf } from '../../plugins/session.ts'
+import type { Portal } from '../../types.ts'
 import { findTwoFactor } from '../two-factor/repository.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -67,7 +68,6 @@ const authorizationsBody = z.object({
   saml_permitted: booleanish.optional().refine((v) => v !== true, 'SAML sign-in is not available in this portal: it stays false.').describe('Always false'),
   _csrf: csrfField,
 })
-const keysSchema = z.object({ accessKey: z.string(), secretKey: z.string() })
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema }
 
@@ -78,8 +78,7 @@ function apiUser(user: User, extra: { lastApiKeyAccess: number | null; undeletab
   return { ...toApiUser(user, extra), api_permitted: user.api_permitted === 1, ui_permitted: user.password_permitted === 1 }
 }
 
-async function oneUser(request: FastifyRequest, user: User) {
-  const { db } = request.server
+async function oneUser({ db }: Pick<Portal, 'db'>, user: User) {
   return apiUser(user, {
     lastApiKeyAccess: await lastApiKeyUse(db, user.id),
     undeletable: await service.isLastEnabledAdministrator(db, user),
@@ -124,7 +123,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   app.get('/users/:id', {
     config: admin,
     schema: { tags: ['users'], summary: 'One user, by the integer id or the uuid', params: idParams, response: { 200: apiUserSchema, ...errors } },
-  }, async (request) => oneUser(request, await service.requireUser(request, request.params.id)))
+  }, async (request) => oneUser(app, await service.requireUser(app.db, request.params.id)))
 
   app.post('/users', {
     config: admin,
@@ -139,9 +138,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const { username, password, permissions: role, name, email } = request.body
     if (await findUserByUsername(app.db, username.trim().toLowerCase())) throw new ConflictError('A user with this username already exists.')
     const user = await service
-      .createUser(request, { username, password, confirm: password, role: String(role), name: name ?? username.trim().toLowerCase(), email: email ?? '', accounts: [] })
+      .createUser(app.db, actorOf(request), { username, password, confirm: password, role: String(role), name: name ?? username.trim().toLowerCase(), email: email ?? '', accounts: [] })
       .catch(badRequest)
-    return oneUser(request, user)
+    return oneUser(app, user)
   })
 
   app.put('/users/:id', {
@@ -155,10 +154,10 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: apiUserSchema, ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
+    const user = await service.requireUser(app.db, request.params.id)
     const { _csrf, ...changes } = request.body
     if (Object.values(changes).every((v) => v === undefined)) throw new HttpError(400, 'Nothing to change: send any of permissions, name, email, enabled.')
-    return oneUser(request, await service.updateUserFromApi(request, user, changes).catch(badRequest))
+    return oneUser(app, await service.updateUserFromApi(app, actorOf(request), user, changes).catch(badRequest))
   })
 
   app.put('/users/:id/chpasswd', {
@@ -172,9 +171,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: z.object({}), ...errors, 429: errorSchema },
     },
   }, async (request, reply) => {
-    const user = await service.requireUser(request, request.params.id)
+    const user = await service.requireUser(app.db, request.params.id)
     const lockout = apiError(reply)
-    await service.setPasswordFromApi(request, user, request.body.password, request.body.current_password).catch((err: unknown) => (err instanceof StepUpLockedError ? lockout(err) : badRequest(err)))
+    await service.setPasswordFromApi(app, actorOf(request), request.auth!.session?.id ?? null, user, request.body.password, request.body.current_password).catch((err: unknown) => (err instanceof StepUpLockedError ? lockout(err) : badRequest(err)))
     return {}
   })
 
@@ -189,9 +188,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: apiUserSchema, ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
-    await service.setEnabled(request, user, request.body.enabled)
-    return oneUser(request, await service.requireUser(request, user.uuid))
+    const user = await service.requireUser(app.db, request.params.id)
+    await service.setEnabled(app, actorOf(request), user, request.body.enabled)
+    return oneUser(app, await service.requireUser(app.db, user.uuid))
   })
 
   app.put('/users/:id/keys', {
@@ -204,7 +203,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: keysSchema, ...errors },
     },
   }, async (request) => {
-    return service.generateKeysFor(request, await service.requireUser(request, request.params.id))
+    return service.generateKeysFor(app, actorOf(request), await service.requireUser(app.db, request.params.id))
   })
 
   app.delete('/users/:id', {
@@ -218,15 +217,15 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: z.object({}), ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
-    await service.deleteUser(request, user, request.query.successor_user_uuid).catch(badRequest)
+    const user = await service.requireUser(app.db, request.params.id)
+    await service.deleteUser(app, actorOf(request), user, request.query.successor_user_uuid).catch(badRequest)
     return {}
   })
 
   app.get('/users/:id/authorizations', {
     config: admin,
     schema: { tags: ['users'], summary: 'How the user may authenticate', params: idParams, response: { 200: authorizationsSchema, ...errors } },
-  }, async (request) => authorizations(await service.requireUser(request, request.params.id)))
+  }, async (request) => authorizations(await service.requireUser(app.db, request.params.id)))
 
   app.put('/users/:id/authorizations', {
     config: admin,
@@ -239,9 +238,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: authorizationsSchema, ...errors },
     },
   }, async (request) => {
-    const user = await service.requireUser(request, request.params.id)
+    const user = await service.requireUser(app.db, request.params.id)
     const { api_permitted, password_permitted } = request.body
-    return authorizations(await service.setAuthorizations(request, user, { api_permitted, password_permitted }))
+    return authorizations(await service.setAuthorizations(app, actorOf(request), user, { api_permitted, password_permitted }))
   })
 }
 

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { User } from '../../db/schema.ts'
 import { ConflictError, ForbiddenError, ValidationError } from '../../lib/errors.ts'
 import { ROLES } from '../../lib/roles.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import { findAccounts } from '../accounts/search-plans.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
@@ -16,28 +16,19 @@ const listQuery = z.object({
   page: z.coerce.number().int().min(1).max(100_000).catch(1).default(1),
 })
 
-type Body = Record<string, unknown>
-const str = (body: unknown, key: string) => {
-  const v = (body as Body | undefined)?.[key]
-  return typeof v === 'string' ? v : ''
-}
-const list = (body: unknown, key: string): string[] => {
-  const v = (body as Body | undefined)?.[key]
-  const values = Array.isArray(v) ? v : v === undefined ? [] : [v]
-  return values.filter((x): x is string => typeof x === 'string' && z.uuid().safeParse(x).success)
-}
-
-function formInput(body: unknown): service.UserInput {
-  return {
-    name: str(body, 'name'),
-    username: str(body, 'username'),
-    email: str(body, 'email'),
-    password: str(body, 'password'),
-    confirm: str(body, 'confirm'),
-    role: str(body, 'role'),
-    accounts: list(body, 'account'),
-  }
-}
+// A missing or malformed field is empty: the service answers as for any wrong input.
+const field = z.string().catch('')
+/** The checked account boxes: one value or many; anything but a uuid is dropped. */
+const uuids = z.preprocess(
+  (v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]),
+  z.array(z.unknown()).transform((values) => values.filter((x): x is string => typeof x === 'string' && z.uuid().safeParse(x).success)),
+)
+// Without JavaScript the Assign Accounts search submits the whole form (`_action` search).
+const userForm = z
+  .object({ name: field, username: field, email: field, password: field, confirm: field, role: field, account: uuids, _action: field, assign_q: field })
+  .transform(({ account, _action, assign_q, ...fields }) => ({ input: { ...fields, accounts: account } satisfies service.UserInput, search: _action === 'search', assignQuery: assign_q }))
+const idParams = z.object({ id: z.string() })
+const deleteForm = z.object({ successor: field, step: field })
 
 // The Users pages (Administrator): the users table, Create User, Edit User with the
 // Accounts tab and API Keys, Disable/Enable, Unlock, Reset 2FA, Delete with transfer, Assist.
@@ -50,8 +41,8 @@ const routes: FastifyPluginAsync = async (app) => {
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(q.page, pages)
     const users = await repo.listUsers(app.db, { text: q.q, sort: q.sort, dir: q.dir, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE })
-    const me = request.auth!.assistedBy ?? request.auth!.user
-    return reply.render('users/index', { title: 'Users', users, total, page, pages, q, meId: me.id, now: Date.now() }, { fragment: 'users/_results' })
+    const actor = actorOf(request)
+    return reply.render('users/index', { title: 'Users', users, total, page, pages, q, isYourself: (u: { id: number }) => service.isYourself(actor, u), now: Date.now() }, { fragment: 'users/_results' })
   })
 
   /** The Create/Edit User form with its Accounts tab (assigned accounts and the Assign Accounts search). */
@@ -77,18 +68,17 @@ const routes: FastifyPluginAsync = async (app) => {
       domains: await repo.approvedDomains(app.db),
       roleChoices: ROLES,
       // One's own password (My Account) and, while assisting, the user's: no password fields.
-      passwordRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'password') : null,
-      keysRefusal: opts.user ? service.credentialsRefusal(request, opts.user, 'api-keys') : null,
+      passwordRefusal: opts.user ? service.credentialsRefusal(actorOf(request), opts.user, 'password') : null,
+      keysRefusal: opts.user ? service.credentialsRefusal(actorOf(request), opts.user, 'api-keys') : null,
     }, { status: opts.status })
   }
 
   // The Assign Accounts panel's search (htmx): check boxes for accounts not yet assigned.
   app.get('/users/assign-search', admin, async (request, reply) => {
-    const q = z.object({ assign_q: z.string().max(200).catch(''), account: z.any().optional() }).parse(request.query ?? {})
+    const q = z.object({ assign_q: z.string().max(200).catch(''), account: uuids }).parse(request.query ?? {})
     // Boxes checked before this search stay, checked, at the top of the new list.
-    const checkedUuids = list(request.query, 'account')
-    const chosen = new Set(checkedUuids)
-    const checked = await repo.accountsByUuids(app.db, checkedUuids)
+    const chosen = new Set(q.account)
+    const checked = await repo.accountsByUuids(app.db, q.account)
     const found = await findAccounts(app.db, app.dialect, request.auth!.user, { text: q.assign_q, limit: 25, offset: 0 })
     return reply.render('users/_candidates', { checked, candidates: found.filter((a) => !chosen.has(a.uuid)), assignQuery: q.assign_q })
   })
@@ -96,11 +86,11 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get('/users/new', admin, async (request, reply) => renderForm(request, reply, { user: null }))
 
   app.post('/users/new', admin, async (request, reply) => {
-    const input = formInput(request.body)
-    // Without JavaScript the Assign Accounts search submits the whole form: re-render it.
-    if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user: null, input, assignQuery: str(request.body, 'assign_q') })
+    const { input, search, assignQuery } = userForm.parse(request.body ?? {})
+    // The Assign Accounts search: the form again, with its results.
+    if (search) return renderForm(request, reply, { user: null, input, assignQuery })
     try {
-      await service.createUser(request, input)
+      await service.createUser(app.db, actorOf(request), input)
     } catch (err) {
       if (err instanceof ValidationError) return renderForm(request, reply, { user: null, input, errors: err.fieldErrors, alert: err.message, status: 422 })
       throw err
@@ -110,16 +100,16 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     return renderForm(request, reply, { user })
   })
 
   app.post('/users/:id/edit', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    const input = formInput(request.body)
-    if (str(request.body, '_action') === 'search') return renderForm(request, reply, { user, input, assignQuery: str(request.body, 'assign_q') })
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    const { input, search, assignQuery } = userForm.parse(request.body ?? {})
+    if (search) return renderForm(request, reply, { user, input, assignQuery })
     try {
-      await service.editUser(request, user, input)
+      await service.editUser(app, actorOf(request), user, input)
     } catch (err) {
       if (err instanceof ValidationError) return renderForm(request, reply, { user, input, errors: err.fieldErrors, alert: err.message, status: 422 })
       // The role field is what would take the portal's last Administrator away.
@@ -140,14 +130,14 @@ const routes: FastifyPluginAsync = async (app) => {
   for (const action of Object.keys(WINDOWS) as Action[]) {
     const w = WINDOWS[action]
     app.get(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(request, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, idParams.parse(request.params).id)
       return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm' }, { fragment: 'users/_confirm' })
     })
     app.post(`/users/:id/${action}`, admin, async (request, reply) => {
-      const user = await service.requireUser(request, (request.params as { id: string }).id)
+      const user = await service.requireUser(app.db, idParams.parse(request.params).id)
       try {
-        if (action === 'reset-2fa') await service.resetTwoFactor(request, user)
-        else await service.setEnabled(request, user, action === 'enable')
+        if (action === 'reset-2fa') await service.resetTwoFactor(app, actorOf(request), user)
+        else await service.setEnabled(app, actorOf(request), user, action === 'enable')
       } catch (err) {
         if (err instanceof ConflictError || err instanceof ForbiddenError) return reply.render('users/confirm', { title: w.title, window: w, action, target: user, step: 'confirm', alert: err.message }, { fragment: 'users/_confirm', status: err.statusCode })
         throw err
@@ -160,8 +150,8 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.post('/users/:id/unlock', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    await service.unlock(request, user)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    await service.unlock(app.db, actorOf(request), user)
     await flash(request, `${user.username} is unlocked.`)
     return redirect(request, reply, '/users')
   })
@@ -172,21 +162,21 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     if (user.enabled === 1) return renderDelete(request, reply, user, { alert: 'Disable the user before deleting them.' }, 409)
     return renderDelete(request, reply, user)
   })
 
   app.post('/users/:id/delete', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    const successor = str(request.body, 'successor')
-    if (str(request.body, 'step') !== 'delete') {
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    const { successor, step } = deleteForm.parse(request.body ?? {})
+    if (step !== 'delete') {
       const chosen = successor ? await repo.findUserByUuid(app.db, successor) : undefined
       if (!chosen || chosen.id === user.id || chosen.enabled !== 1) return renderDelete(request, reply, user, { errors: { successor: 'Select the new owner of the user’s objects.' } }, 422)
       return renderDelete(request, reply, user, { confirm: chosen })
     }
     try {
-      await service.deleteUser(request, user, successor)
+      await service.deleteUser(app, actorOf(request), user, successor)
     } catch (err) {
       if (err instanceof ValidationError) return renderDelete(request, reply, user, { errors: err.fieldErrors }, 422)
       if (err instanceof ConflictError) return renderDelete(request, reply, user, { alert: err.message }, 409)
@@ -198,14 +188,14 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Generate API Keys for another user: the warning, then Replace & Generate.
   app.get('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
-    return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(request, user, 'api-keys') }, { fragment: 'users/_keys' })
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
+    return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: service.credentialsRefusal(actorOf(request), user, 'api-keys') }, { fragment: 'users/_keys' })
   })
 
   app.post('/users/:id/keys', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     try {
-      const keys = await service.generateKeysFor(request, user)
+      const keys = await service.generateKeysFor(app, actorOf(request), user)
       return reply.render('users/keys', { title: 'API Keys', target: user, keys }, { fragment: 'users/_keys' })
     } catch (err) {
       if (err instanceof ForbiddenError) return reply.render('users/keys', { title: 'Generate API Keys', target: user, refusal: err.message }, { fragment: 'users/_keys', status: 403 })
@@ -215,9 +205,9 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Assist: the Accounts page as the user sees it, under the blue overlay.
   app.post('/users/:id/assist', admin, async (request, reply) => {
-    const user = await service.requireUser(request, (request.params as { id: string }).id)
+    const user = await service.requireUser(app.db, idParams.parse(request.params).id)
     try {
-      await service.startAssist(request, user)
+      await service.startAssist(app.db, actorOf(request), request.auth!.session?.id ?? null, user)
     } catch (err) {
       if (err instanceof ConflictError) {
         await flash(request, err.message)
@@ -229,7 +219,7 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.post('/assist/stop', { config: { access: 'user' } }, async (request, reply) => {
-    const assisted = await service.stopAssist(request)
+    const assisted = await service.stopAssist(app.db, actorOf(request), request.auth!.session?.id ?? null)
     if (assisted) await flash(request, `You stopped assisting ${assisted.username}.`)
     return redirect(request, reply, assisted ? '/users' : '/accounts')
   })

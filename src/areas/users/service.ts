@@ -1,7 +1,8 @@
-import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { z } from 'zod'
 import type { Database, User } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
+import type { Portal } from '../../types.ts'
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
@@ -35,12 +36,13 @@ export interface UserInput {
 }
 
 type Db = Kysely<Database>
+/** The portal's logger, for what fails after a change committed. */
+type Log = { warn(obj: object, msg: string): void }
 
 const target = (u: Pick<User, 'uuid' | 'username'>) => ({ type: 'user', id: u.uuid, name: u.username })
 
 /** The user a path names by its integer id (pyTenable) or its uuid; anything else names no one (404). */
-export async function requireUser(request: FastifyRequest, idOrUuid: string): Promise<User> {
-  const { db } = request.server
+export async function requireUser(db: Db, idOrUuid: string): Promise<User> {
   const id = rowId(idOrUuid)
   const user = id !== null ? await findUserById(db, id) : z.uuid().safeParse(idOrUuid).success ? await repo.findUserByUuid(db, idOrUuid.toLowerCase()) : undefined
   if (!user) throw new NotFoundError('This user does not exist.')
@@ -64,8 +66,7 @@ export class LastAdministratorError extends ConflictError {}
  * the first committed and is rolled back. Only a change that makes the count fall to none is
  * refused. Slow work (hashing a password) belongs before this, never inside.
  */
-async function underAdministratorRule<T>(request: FastifyRequest, change: (trx: Db) => Promise<T>): Promise<T> {
-  const { db, dialect } = request.server
+async function underAdministratorRule<T>({ db, dialect }: Pick<Portal, 'db' | 'dialect'>, change: (trx: Db) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
     await repo.lockAdministrators(trx, dialect)
     const before = await repo.countAdministrators(trx)
@@ -100,20 +101,26 @@ type Credential = 'password' | 'two-factor' | 'api-keys' | 'authorizations' | 'd
  * /session/chpasswd), which ask for the current password; one's own API keys may be generated
  * here as there.
  */
-export function credentialsRefusal(request: FastifyRequest, user: User, credential: Credential): string | null {
-  const { user: actingAs, assistedBy } = request.auth!
-  if (assistedBy && user.id === actingAs.id) return credential === 'authorizations' || credential === 'disable' ? ASSISTED_ACCESS : ASSISTING_MESSAGE
-  if (user.id !== (assistedBy ?? actingAs).id) return null
+export function credentialsRefusal(actor: Actor, user: User, credential: Credential): string | null {
+  if (actor.assistedBy && user.id === actor.user.id) return credential === 'authorizations' || credential === 'disable' ? ASSISTED_ACCESS : ASSISTING_MESSAGE
+  if (!isYourself(actor, user)) return null
   return credential === 'password' ? OWN_PASSWORD : credential === 'two-factor' ? OWN_TWO_FACTOR : null
 }
 
-function refuseCredentials(request: FastifyRequest, user: User, credential: Exclude<Credential, 'password'>): void {
-  const refusal = credentialsRefusal(request, user, credential)
+/**
+ * Whether the user is the person acting: the Administrator themselves while they assist
+ * someone. No one disables themselves or turns off their own password sign-in.
+ */
+export function isYourself(actor: Actor, user: Pick<User, 'id'>): boolean {
+  return user.id === (actor.assistedBy ?? actor.user).id
+}
+
+function refuseCredentials(actor: Actor, user: User, credential: Exclude<Credential, 'password'>): void {
+  const refusal = credentialsRefusal(actor, user, credential)
   if (refusal) throw new ForbiddenError(refusal)
 }
 
-async function validate(request: FastifyRequest, input: UserInput, existing: User | null): Promise<{ errors: Record<string, string>; role: number; accountIds: number[] }> {
-  const { db } = request.server
+async function validate(db: Db, actor: Actor, input: UserInput, existing: User | null): Promise<{ errors: Record<string, string>; role: number; accountIds: number[] }> {
   const errors: Record<string, string> = {}
   const name = input.name.trim()
   if (!name) errors.name = 'Enter the full name.'
@@ -127,7 +134,7 @@ async function validate(request: FastifyRequest, input: UserInput, existing: Use
   }
   const email = input.email.trim()
   if (email && !z.email().safeParse(email).success) errors.email = 'Enter a valid e-mail address.'
-  const passwordRefusal = existing && input.password ? credentialsRefusal(request, existing, 'password') : null
+  const passwordRefusal = existing && input.password ? credentialsRefusal(actor, existing, 'password') : null
   if (passwordRefusal) errors.password = passwordRefusal
   else if (!existing || input.password) {
     const policy = checkPassword(input.password, 'admin-set')
@@ -138,22 +145,22 @@ async function validate(request: FastifyRequest, input: UserInput, existing: Use
   if (!isRole(role)) errors.role = 'Select a role.'
   let accountIds: number[] = []
   if (role !== ADMINISTRATOR && input.accounts.length) {
-    const found = await findVisibleAccountIds(db, request.auth!.user, [...new Set(input.accounts)])
+    const found = await findVisibleAccountIds(db, actor.user, [...new Set(input.accounts)])
     if (found.length !== new Set(input.accounts).size) errors.accounts = 'One or more of the selected accounts no longer exist.'
     accountIds = found.map((f) => f.id)
   }
   return { errors, role, accountIds }
 }
 
-export async function createUser(request: FastifyRequest, input: UserInput): Promise<User> {
-  const { errors, role, accountIds } = await validate(request, input, null)
+export async function createUser(db: Db, actor: Actor, input: UserInput): Promise<User> {
+  const { errors, role, accountIds } = await validate(db, actor, input, null)
   if (Object.keys(errors).length) throw new ValidationError(errors)
   const passwordHash = await hashPassword(input.password)
   const now = Date.now()
-  return request.server.db.transaction().execute(async (trx) => {
+  return db.transaction().execute(async (trx) => {
     const user = await insertUser(trx, newUser({ username: input.username, name: input.name, email: input.email, passwordHash, role, now }))
     if (accountIds.length) await replaceAssignments(trx, user.id, accountIds, now)
-    await audit(trx, request, { action: 'user.create', target: target(user), fields: { role: roleLabel(role), accounts: accountIds.length } })
+    await audit(trx, actor, { action: 'user.create', target: target(user), fields: { role: roleLabel(role), accounts: accountIds.length } })
     return user
   })
 }
@@ -168,14 +175,14 @@ interface Edit {
   passwordHash: string | null
 }
 
-async function prepareEdit(request: FastifyRequest, user: User, input: UserInput): Promise<Edit> {
-  const { errors, role, accountIds } = await validate(request, { ...input, username: user.username }, user)
+async function prepareEdit(db: Db, actor: Actor, user: User, input: UserInput): Promise<Edit> {
+  const { errors, role, accountIds } = await validate(db, actor, { ...input, username: user.username }, user)
   if (Object.keys(errors).length) throw new ValidationError(errors)
   const passwordHash = input.password ? await hashPassword(input.password) : null
   return { user, name: input.name.trim(), email: input.email.trim() || null, role, accountIds, passwordHash }
 }
 
-async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, role, accountIds, passwordHash }: Edit): Promise<void> {
+async function writeEdit(trx: Db, actor: Actor, { user, name, email, role, accountIds, passwordHash }: Edit): Promise<void> {
   const now = Date.now()
   await updateUser(trx, user.id, {
     name,
@@ -187,8 +194,8 @@ async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, 
   await replaceAssignments(trx, user.id, role === ADMINISTRATOR ? [] : accountIds, now)
   // A password set by an Administrator ends the user's sessions, voids their reset links and
   // ends a lockout (recorded in user.update below; editUser mails the notice).
-  if (passwordHash) await writeNewPassword(trx, request, user, passwordHash, ADMIN_SET_PASSWORD)
-  await audit(trx, request, {
+  if (passwordHash) await writeNewPassword(trx, actor, user, passwordHash, ADMIN_SET_PASSWORD)
+  await audit(trx, actor, {
     action: 'user.update',
     target: target(user),
     fields: { role: roleLabel(role), role_changed: role !== user.role, password_changed: Boolean(passwordHash), accounts: role === ADMINISTRATOR ? 0 : accountIds.length },
@@ -196,99 +203,107 @@ async function writeEdit(trx: Db, request: FastifyRequest, { user, name, email, 
 }
 
 /** Saves the Edit User form; role and assignment changes apply on the user's next request. */
-export async function editUser(request: FastifyRequest, user: User, input: UserInput): Promise<void> {
-  const edit = await prepareEdit(request, user, input)
-  await underAdministratorRule(request, (trx) => writeEdit(trx, request, edit))
-  if (edit.passwordHash) await sendPasswordNotice(request, user, ADMIN_SET_PASSWORD)
+export async function editUser(portal: Portal, actor: Actor, user: User, input: UserInput): Promise<void> {
+  const edit = await prepareEdit(portal.db, actor, user, input)
+  await underAdministratorRule(portal, (trx) => writeEdit(trx, actor, edit))
+  if (edit.passwordHash) await sendPasswordNotice(portal, user, ADMIN_SET_PASSWORD)
 }
 
 const ADMIN_SET_PASSWORD = { unlock: true, via: 'administrator' } as const
 
-function refuseDisablingYourself(request: FastifyRequest, user: User): void {
-  refuseCredentials(request, user, 'disable')
-  const me = request.auth!.assistedBy ?? request.auth!.user
-  if (user.id === me.id) throw new ConflictError('You cannot disable yourself.')
+function refuseDisablingYourself(actor: Actor, user: User): void {
+  refuseCredentials(actor, user, 'disable')
+  if (isYourself(actor, user)) throw new ConflictError('You cannot disable yourself.')
 }
 
-async function writeEnabled(trx: Db, request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
+async function writeEnabled(trx: Db, actor: Actor, user: User, enabled: boolean): Promise<void> {
   await updateUser(trx, user.id, { enabled: enabled ? 1 : 0, updated_at: Date.now() })
-  if (enabled) return audit(trx, request, { action: 'user.enable', target: target(user) })
+  if (enabled) return audit(trx, actor, { action: 'user.enable', target: target(user) })
   // Disabling ends the user's sessions and revokes their API keys: enabling them again does
   // not bring the keys back (they generate new ones).
   await deleteUserSessions(trx, user.id)
   const keysRevoked = await revokeApiKeys(trx, user.id)
-  await audit(trx, request, { action: 'user.disable', target: target(user), fields: { keys_revoked: keysRevoked } })
+  await audit(trx, actor, { action: 'user.disable', target: target(user), fields: { keys_revoked: keysRevoked } })
 }
 
-export async function setEnabled(request: FastifyRequest, user: User, enabled: boolean): Promise<void> {
-  if (!enabled) refuseDisablingYourself(request, user)
-  await underAdministratorRule(request, (trx) => writeEnabled(trx, request, user, enabled))
+export async function setEnabled(portal: Portal, actor: Actor, user: User, enabled: boolean): Promise<void> {
+  if (!enabled) refuseDisablingYourself(actor, user)
+  await underAdministratorRule(portal, (trx) => writeEnabled(trx, actor, user, enabled))
 }
 
-export async function unlock(request: FastifyRequest, user: User): Promise<void> {
-  await updateUser(request.server.db, user.id, { failed_login_count: 0, locked_until: null, updated_at: Date.now() })
-  await audit(request.server.db, request, { action: 'user.unlock', target: target(user) })
+export async function unlock(db: Db, actor: Actor, user: User): Promise<void> {
+  await updateUser(db, user.id, { failed_login_count: 0, locked_until: null, updated_at: Date.now() })
+  await audit(db, actor, { action: 'user.unlock', target: target(user) })
 }
 
 /** For a lost phone: removes the user's second factors so they can set them up again. */
-export async function resetTwoFactor(request: FastifyRequest, user: User): Promise<void> {
-  refuseCredentials(request, user, 'two-factor')
+export async function resetTwoFactor(portal: Portal, actor: Actor, user: User): Promise<void> {
+  refuseCredentials(actor, user, 'two-factor')
   const notice = 'An Administrator reset two-factor authentication (you set it up again at your next sign-in)'
-  await changeTwoFactor(request, user, { audit: { action: 'user.two_factor_reset' }, notice, by: 'administrator' }, (trx) => deleteTwoFactor(trx, user.id))
+  await changeTwoFactor(portal, actor, user, { audit: { action: 'user.two_factor_reset' }, notice, by: 'administrator' }, (trx) => deleteTwoFactor(trx, user.id))
 }
 
 /** Another user's API keys, generated by an Administrator (Users > Generate API Keys, PUT /users/{id}/keys). */
-export async function generateKeysFor(request: FastifyRequest, user: User): Promise<{ accessKey: string; secretKey: string }> {
-  refuseCredentials(request, user, 'api-keys')
-  return generateApiKeys(request, user)
+export async function generateKeysFor(portal: Portal, actor: Actor, user: User): Promise<{ accessKey: string; secretKey: string }> {
+  refuseCredentials(actor, user, 'api-keys')
+  return generateApiKeys(portal, actor, user)
 }
 
 const DISABLE_FIRST = 'Disable the user before deleting them.'
 
 /** Deletes a disabled user, moving what they owned to the successor, all in one transaction. */
-export async function deleteUser(request: FastifyRequest, user: User, successorUuid: string) {
+export async function deleteUser(portal: Portal & { log: Log }, actor: Actor, user: User, successorUuid: string) {
   if (user.enabled === 1) throw new ConflictError(DISABLE_FIRST)
-  const { db } = request.server
+  const { db } = portal
   const successor = successorUuid ? await repo.findUserByUuid(db, successorUuid) : undefined
   if (!successor || successor.id === user.id || successor.enabled !== 1) throw new ValidationError({ successor: 'Select the new owner of the user’s objects.' })
   // The instances the user could reach, found before their assignments go.
-  const bases = await reachableInstances(request, user)
-  const result = await underAdministratorRule(request, async (trx) => {
+  const bases = await reachableInstances(portal, user)
+  const result = await underAdministratorRule(portal, async (trx) => {
     // Enabled again since the check above: still not to be deleted.
     if (!(await repo.isDisabled(trx, user.id))) throw new ConflictError(DISABLE_FIRST)
     const moved = await repo.deleteUserWithTransfer(trx, user.id, successor.id)
-    await audit(trx, request, { action: 'user.delete', target: target(user), fields: { successor: successor.username, accounts_moved: moved.accounts, logos_moved: moved.logos, saved_searches_deleted: moved.savedSearches } })
+    await audit(trx, actor, { action: 'user.delete', target: target(user), fields: { successor: successor.username, accounts_moved: moved.accounts, logos_moved: moved.logos, saved_searches_deleted: moved.savedSearches } })
     return { successor, moved }
   })
   // Each instance moves the user's objects by the guide's table; delivery is audited.
-  await notifyUserTransfer(request.server, request, user, successor, bases).catch((err) => request.log.warn({ err: (err as Error).message }, 'user transfer notice failed'))
+  await notifyUserTransfer(portal, actor, user, successor, bases).catch((err) => portal.log.warn({ err: (err as Error).message }, 'user transfer notice failed'))
   return result
 }
 
-async function reachableInstances(request: FastifyRequest, user: User): Promise<string[]> {
-  const app = request.server
+async function reachableInstances(app: Portal, user: User): Promise<string[]> {
   const urls = await distinctInstanceUrls(app.db, user)
   return [...new Set(urls.map((instance_url) => instanceBase(app, { instance_url })).filter((b): b is string => b !== null))]
 }
 
-/** Assist: the Administrator's session acts as the user until they stop (or the time limit). */
-export async function startAssist(request: FastifyRequest, user: User): Promise<void> {
-  const auth = request.auth!
-  if (auth.assistedBy) throw new ConflictError('You are already assisting a user. Stop assisting first.')
-  if (!auth.session) throw new ForbiddenError('Assist works in the browser; API calls use the X-Impersonate header.')
-  if (user.id === auth.user.id) throw new ConflictError('You cannot assist yourself.')
-  if (user.enabled !== 1) throw new ConflictError('You cannot assist a disabled user.')
-  await setAssist(request.server.db, auth.session.id, user.id, Date.now())
-  await audit(request.server.db, request, { action: 'user.assist_start', target: target(user) })
+/** Whom an Administrator may act as (Assist in the browser, X-Impersonate in the API): an enabled user, not themselves. */
+function refuseActingAs(admin: User, user: User, way: 'assist' | 'impersonate'): void {
+  if (user.id === admin.id) throw new ConflictError(`You cannot ${way} yourself.`)
+  if (user.enabled !== 1) throw new ConflictError(`You cannot ${way} a disabled user.`)
 }
 
-export async function stopAssist(request: FastifyRequest): Promise<User | null> {
-  const auth = request.auth!
-  if (!auth.assistedBy || !auth.session) return null
-  const assisted = auth.user
-  await audit(request.server.db, request, { action: 'user.assist_stop', target: target(assisted) })
-  await setAssist(request.server.db, auth.session.id, null, Date.now())
-  return assisted
+/** The user X-Impersonate names, or undefined when there is none; refused as Assist would refuse them. */
+export async function findImpersonationTarget(db: Db, admin: User, username: string): Promise<User | undefined> {
+  const user = await findUserByUsername(db, username)
+  if (user) refuseActingAs(admin, user, 'impersonate')
+  return user
+}
+
+/** Assist: the Administrator's session acts as the user until they stop (or the time limit). */
+export async function startAssist(db: Db, actor: Actor, sessionId: string | null, user: User): Promise<void> {
+  if (actor.assistedBy) throw new ConflictError('You are already assisting a user. Stop assisting first.')
+  if (!sessionId) throw new ForbiddenError('Assist works in the browser; API calls use the X-Impersonate header.')
+  refuseActingAs(actor.user, user, 'assist')
+  await setAssist(db, sessionId, user.id, Date.now())
+  await audit(db, actor, { action: 'user.assist_start', target: target(user) })
+}
+
+/** Ends the session's assist; the user who was assisted, or null when it was not assisting. */
+export async function stopAssist(db: Db, actor: Actor, sessionId: string | null): Promise<User | null> {
+  if (!actor.assistedBy || !sessionId) return null
+  await audit(db, actor, { action: 'user.assist_stop', target: target(actor.user) })
+  await setAssist(db, sessionId, null, Date.now())
+  return actor.user
 }
 
 // --- API ---
@@ -296,7 +311,7 @@ export async function stopAssist(request: FastifyRequest): Promise<User | null> 
 // windows do (edit and disable): both in one transaction, so a refusal changes nothing.
 
 /** The Edit User form as it stands for this user (assignments included), with some fields changed. */
-async function currentInput(request: FastifyRequest, user: User, changes: Partial<UserInput>): Promise<UserInput> {
+async function currentInput(db: Db, user: User, changes: Partial<UserInput>): Promise<UserInput> {
   return {
     name: user.name,
     username: user.username,
@@ -304,7 +319,7 @@ async function currentInput(request: FastifyRequest, user: User, changes: Partia
     password: '',
     confirm: '',
     role: String(user.role),
-    accounts: (await repo.assignedAccounts(request.server.db, user.id)).map((a) => a.uuid),
+    accounts: (await repo.assignedAccounts(db, user.id)).map((a) => a.uuid),
     ...changes,
   }
 }
@@ -317,20 +332,20 @@ export interface ApiUserChanges {
 }
 
 /** `PUT /users/{id}`: Edit User (role, name, e-mail; assignments kept) and Disable/Enable, in one transaction. */
-export async function updateUserFromApi(request: FastifyRequest, user: User, changes: ApiUserChanges): Promise<User> {
-  const { db } = request.server
+export async function updateUserFromApi(portal: Portal, actor: Actor, user: User, changes: ApiUserChanges): Promise<User> {
+  const { db } = portal
   const toggling = changes.enabled !== undefined && changes.enabled !== (user.enabled === 1)
-  if (toggling && !changes.enabled) refuseDisablingYourself(request, user)
+  if (toggling && !changes.enabled) refuseDisablingYourself(actor, user)
   const edit = changes.permissions !== undefined || changes.name !== undefined || changes.email !== undefined
-    ? await prepareEdit(request, user, await currentInput(request, user, {
+    ? await prepareEdit(db, actor, user, await currentInput(db, user, {
       ...(changes.name !== undefined ? { name: changes.name } : {}),
       ...(changes.email !== undefined ? { email: changes.email ?? '' } : {}),
       ...(changes.permissions !== undefined ? { role: String(changes.permissions) } : {}),
     }))
     : null
-  await underAdministratorRule(request, async (trx) => {
-    if (edit) await writeEdit(trx, request, edit)
-    if (toggling) await writeEnabled(trx, request, user, changes.enabled!)
+  await underAdministratorRule(portal, async (trx) => {
+    if (edit) await writeEdit(trx, actor, edit)
+    if (toggling) await writeEnabled(trx, actor, user, changes.enabled!)
   })
   return (await repo.findUserByUuid(db, user.uuid)) ?? user
 }
@@ -339,17 +354,16 @@ export async function updateUserFromApi(request: FastifyRequest, user: User, cha
  * `PUT /users/{id}/chpasswd`: an Administrator sets another user's password (the admin-set
  * rule). Their own is a change of their own password: the current one, the self-service rule.
  */
-export async function setPasswordFromApi(request: FastifyRequest, user: User, password: string, currentPassword = ''): Promise<void> {
-  const auth = request.auth!
-  if (user.id === auth.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
-  if (user.id === auth.user.id) {
+export async function setPasswordFromApi(portal: Portal, actor: Actor, keepSessionId: string | null, user: User, password: string, currentPassword = ''): Promise<void> {
+  if (user.id === actor.assistedBy?.id) throw new ForbiddenError('Change your own password with PUT /session/chpasswd: it asks for the current password.')
+  if (user.id === actor.user.id) {
     // The API names the new password `password`.
-    return changePassword(request, { current_password: currentPassword, new_password: password }).catch((err: unknown) => {
+    return changePassword(portal, actor, keepSessionId, { current_password: currentPassword, new_password: password }).catch((err: unknown) => {
       if (err instanceof ValidationError && err.fieldErrors.new_password) throw new ValidationError({ password: err.fieldErrors.new_password })
       throw err
     })
   }
-  await editUser(request, user, await currentInput(request, user, { password, confirm: password }))
+  await editUser(portal, actor, user, await currentInput(portal.db, user, { password, confirm: password }))
 }
 
 export interface Authorizations {
@@ -362,18 +376,17 @@ export interface Authorizations {
  * sign in with a password. Turning password sign-in off ends their sessions at once; no one
  * can turn off their own, nor the last enabled Administrator's who still has it.
  */
-export async function setAuthorizations(request: FastifyRequest, user: User, changes: Partial<Authorizations>): Promise<User> {
-  const { db } = request.server
-  const me = request.auth!.assistedBy ?? request.auth!.user
+export async function setAuthorizations(portal: Portal, actor: Actor, user: User, changes: Partial<Authorizations>): Promise<User> {
+  const { db } = portal
   const api = changes.api_permitted ?? user.api_permitted === 1
   const password = changes.password_permitted ?? user.password_permitted === 1
   const passwordOff = !password && user.password_permitted === 1
-  refuseCredentials(request, user, 'authorizations')
-  if (passwordOff && user.id === me.id) throw new ConflictError('You cannot turn off your own password sign-in.')
-  await underAdministratorRule(request, async (trx) => {
+  refuseCredentials(actor, user, 'authorizations')
+  if (passwordOff && isYourself(actor, user)) throw new ConflictError('You cannot turn off your own password sign-in.')
+  await underAdministratorRule(portal, async (trx) => {
     await updateUser(trx, user.id, { api_permitted: api ? 1 : 0, password_permitted: password ? 1 : 0, updated_at: Date.now() })
     if (passwordOff) await deleteUserSessions(trx, user.id)
-    await audit(trx, request, { action: 'user.authorizations_update', target: target(user), fields: { api_permitted: api, password_permitted: password } })
+    await audit(trx, actor, { action: 'user.authorizations_update', target: target(user), fields: { api_permitted: api, password_permitted: password } })
   })
   return (await repo.findUserByUuid(db, user.uuid)) ?? user
 }
