@@ -14,6 +14,9 @@ import { replaceApiKeys } from '../src/areas/api/repository.ts'
 import { apiKeyHashKey } from '../src/areas/api/service.ts'
 import { approveDomain, insertUser } from '../src/areas/auth/repository.ts'
 import { insertAccount, replaceAssignments } from '../src/areas/accounts/repository.ts'
+import { PASSWORD } from './support/fixtures.ts'
+
+export * from './support/fixtures.ts'
 
 const TEST_SESSION_KEY = 'a1'.repeat(32)
 
@@ -22,7 +25,7 @@ export type DialectName = 'sqlite' | 'postgres'
 /** SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
 export const dialects: DialectName[] = process.env.TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite']
 
-/** What the helpers need of a tap test (its teardown). */
+/** What the test helpers need of a tap test (its teardown): the one such type. */
 export interface Tap {
   teardown(fn: () => unknown): void
   testdirName?: string
@@ -71,8 +74,6 @@ export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<str
   app = await buildApp(config, { pgSchema })
   return { app, dataDir }
 }
-
-export const PASSWORD = 'Correct-Horse-42-Battery'
 
 let counter = 0
 /** Creates a user directly in the database (the Users issue adds the real pages). */

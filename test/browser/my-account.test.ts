@@ -6,7 +6,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { PASSWORD } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 

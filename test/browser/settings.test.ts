@@ -5,7 +5,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { ADMIN_USERNAME, MODES, ROOT, browserAvailable, launchBrowser, newSession, signIn, startPortal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { ROOT, startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 

@@ -7,7 +7,9 @@ import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { totpCodeAt } from '../../src/lib/otp.ts'
-import { MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { PASSWORD } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(240_000)
 
@@ -69,7 +71,7 @@ async function coveredBy(locator: ReturnType<Page['locator']>): Promise<string |
 const tfaCard = (page: Page) => page.getByRole('region', { name: 'Enable Two Factor Authentication' })
 
 if (browserAvailable(t)) {
-  const portal = await startPortal(t, { SMS_VIA_OUTBOX: 'true' })
+  const portal = await startPortal(t, { env: { SMS_VIA_OUTBOX: 'true' } })
   const browser = await launchBrowser(t)
   const users = MODES.flatMap((m) => {
     const tag = m.javaScriptEnabled ? 'js' : 'nojs'

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { type FailureCounter, databaseFailureCounter, memoryFailureCounter } from '../../src/ops/rate-limit-store.ts'
-import { sleep, twoConnections, type Tap } from './portal.ts'
+import type { Tap } from '../helper.ts'
+import { sleep, twoConnections } from '../support/portal-process.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
 

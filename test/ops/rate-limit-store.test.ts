@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { type Kysely, sql } from 'kysely'
 import { databaseRateLimitStore } from '../../src/ops/rate-limit-store.ts'
-import { sleep, twoConnections, type Tap } from './portal.ts'
+import type { Tap } from '../helper.ts'
+import { sleep, twoConnections } from '../support/portal-process.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
 
