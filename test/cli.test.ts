@@ -8,13 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import { randomToken } from '../src/lib/tokens.ts'
-import { Client, dialects, type DialectName } from './helper.ts'
+import { ADMIN_PASSWORD, Client, dialects, type DialectName } from './helper.ts'
 import pkg from '../package.json' with { type: 'json' }
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const CLI = ['--import', 'tsx', 'src/cli.ts']
 const TIMEOUT_MS = 20_000
-const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 const SESSION_KEY = 'b2'.repeat(32)
 // Keys every process sharing a PostgreSQL database must share.
 const SHARED_KEYS = { SESSION_KEY, SECRETS_KEY: 'c4'.repeat(32) }

@@ -151,6 +151,15 @@ export class Client {
     await this.get('/login')
     return this.post('/login', { username, password, ...(rememberMe ? { remember_me: '1' } : {}) })
   }
+
+  /** The X-ApiKeys header of new keys this session makes (PUT /api/session/keys, as My Account does). */
+  async apiKeys(): Promise<{ 'x-apikeys': string }> {
+    await this.get('/accounts')
+    const res = await this.app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...this.headers(), 'x-csrf-token': this.csrf } })
+    if (res.statusCode !== 200) throw new Error(`PUT /api/session/keys: ${res.statusCode} ${res.body.slice(0, 500)}`)
+    const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
+    return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
+  }
 }
 
 /** The latest message in the outbox for a recipient. */
@@ -192,11 +201,11 @@ export async function assign(app: FastifyInstance, userId: number, accountIds: n
 }
 
 /** API keys for a user, written directly (no sign-in): the X-ApiKeys value, as a header, and its parts. */
-export async function apiKeysFor(app: FastifyInstance, user: User): Promise<{ header: string; headers: { 'x-apikeys': string }; accessKey: string; secretKey: string }> {
+export async function apiKeysFor(app: FastifyInstance, user: User, db = app.db): Promise<{ header: string; headers: { 'x-apikeys': string }; accessKey: string; secretKey: string }> {
   // Hex, as the portal makes them.
   const accessKey = crypto.randomBytes(32).toString('hex')
   const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
+  await replaceApiKeys(db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
   const header = `accessKey=${accessKey}; secretKey=${secretKey}`
   return { header, headers: { 'x-apikeys': header }, accessKey, secretKey }
 }

@@ -7,13 +7,12 @@ import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { totpCodeAt } from '../../src/lib/otp.ts'
-import { PASSWORD } from '../support/fixtures.ts'
+import { BASIC, PASSWORD } from '../support/fixtures.ts'
 import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
 import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(240_000)
 
-const BASIC = 16
 // htmx logs the swaps of its deliberate 4xx answers (a wrong code, too soon a resend) as errors.
 const HTMX_4XX = /htmx:responseError|Response Status Error Code 4\d\d/
 

@@ -68,20 +68,13 @@ t.test('each registry entry has a label, a crud letter and a sentence', async (t
   }
 })
 
-async function keysFor(app: FastifyInstance, client: Client): Promise<Record<string, string>> {
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
-}
-
 for (const dialect of dialects) {
   t.test(`${dialect}: the page, its filter, the CSV and the API speak of every action by the registry`, async (t) => {
     const { app } = await buildTestApp(t, dialect)
     const admin = await createUser(app)
     const client = new Client(app)
     await client.signIn(admin.username)
-    const keys = await keysFor(app, client)
+    const keys = await client.apiKeys()
     const base = Date.UTC(2024, 4, 1)
     const actions = Object.keys(REGISTRY)
     for (const [i, action] of actions.entries()) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { parse } from 'csv-parse/sync'
-import { type Tap, Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, ADMINISTRATOR, NON_ADMIN_ROLES, HTMX, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import type { AuditEvent, User } from '../../src/db/schema.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 import { audit } from '../../src/areas/audit/service.ts'
@@ -11,10 +11,6 @@ import { parseInstant } from '../../src/areas/audit/api-routes.ts'
 
 // Two dialects, each with 10,000 events for the count and 2,345 for the export.
 t.setTimeout(240_000)
-
-const ADMINISTRATOR = 64
-const NON_ADMIN_ROLES = [16, 24, 32, 40]
-const HTMX = { 'hx-request': 'true' }
 
 /** 2024-05-01 12:00:00 UTC: the tests' events are in May 2024, the sign-ins of the test clients now. */
 const T0 = Date.UTC(2024, 4, 1, 12)
@@ -80,10 +76,7 @@ function csvRows(res: LightMyRequestResponse): string[][] {
 async function keysFor(app: FastifyInstance, user: User): Promise<Record<string, string>> {
   const client = new Client(app)
   await client.signIn(user.username)
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
+  return client.apiKeys()
 }
 
 type ApiEvent = {

@@ -8,9 +8,8 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { randomToken } from '../../src/lib/tokens.ts'
-import { Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName } from '../helper.ts'
+import { NEW_PASSWORD, Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName } from '../helper.ts'
 
-const NEW_PASSWORD = 'Fresh-Meadow-77-Lantern'
 const WRONG_PASSWORD = 'Wrong-Guess-55-Pebble'
 
 /** The app with its real logger options at level info, writing into `lines`. */

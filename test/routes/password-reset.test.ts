@@ -1,9 +1,8 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { NEW_PASSWORD, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findUserById } from '../../src/areas/auth/repository.ts'
 
-const NEW_PASSWORD = 'Fresh-Meadow-77-Lantern'
 const INVALID_LINK = 'This link is invalid, has expired or has been used already.'
 const SENT = 'If an account with that username exists, we have sent a link'
 

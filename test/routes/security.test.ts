@@ -1,10 +1,7 @@
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { BASIC, ADMINISTRATOR, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { findUserById } from '../../src/areas/auth/repository.ts'
-
-const BASIC = 16
-const ADMINISTRATOR = 64
 
 function header(res: LightMyRequestResponse, name: string): string {
   const value = res.headers[name]

@@ -4,13 +4,12 @@
 // nothing; a password changed by the API (or a reset link) voids reset links and sends a notice.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { NEW_PASSWORD, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { LOCK_AFTER } from '../../src/areas/auth/service.ts'
 import { PENDING_TOTP_TTL_MS } from '../../src/areas/two-factor/service.ts'
 import { totpCodeAt } from '../../src/lib/otp.ts'
 
 const SMS = { SMS_VIA_OUTBOX: 'true' }
-const NEW_PASSWORD = 'Fresh-Meadow-77-Lantern'
 const TWO_FACTOR_NOTICE = 'Two-factor authentication was changed on your MSSP Portal account'
 
 async function signedIn(app: FastifyInstance, overrides: Parameters<typeof createUser>[1] = {}) {
@@ -19,12 +18,6 @@ async function signedIn(app: FastifyInstance, overrides: Parameters<typeof creat
   await c.signIn(user.username)
   await c.get('/my-account')
   return { user, c }
-}
-
-async function keysOf(app: FastifyInstance, c: Client): Promise<Record<string, string>> {
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...c.headers(), 'x-csrf-token': c.csrf } })
-  const k = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${k.accessKey};secretKey=${k.secretKey}` }
 }
 
 const twoFactorRow = (app: FastifyInstance, userId: number) => app.db.selectFrom('two_factor').selectAll().where('user_id', '=', userId).executeTakeFirst()
@@ -186,7 +179,7 @@ for (const dialect of dialects) {
     t.test('PUT /users/{own id}/two-factor and send-verification need current_password (400), nothing changed', async (t) => {
       const { app } = await buildTestApp(t, dialect, SMS)
       const { user, c } = await signedIn(app)
-      const keys = await keysOf(app, c)
+      const keys = await c.apiKeys()
       let res = await app.inject({ method: 'POST', url: `/api/users/${user.id}/two-factor/send-verification`, headers: keys, payload: { sms_phone: '+15557654321' } })
       t.equal(res.statusCode, 400, 'send-verification without current_password')
       res = await app.inject({ method: 'POST', url: `/api/users/${user.id}/two-factor/send-verification`, headers: keys, payload: { sms_phone: '+15557654321', current_password: 'Wrong-Password-1!' } })
@@ -219,7 +212,7 @@ for (const dialect of dialects) {
     t.test('wrong current passwords count toward the lockout; a locked account is refused even with the right one', async (t) => {
       const { app } = await buildTestApp(t, dialect, SMS)
       const { user, c } = await signedIn(app)
-      const keys = await keysOf(app, c)
+      const keys = await c.apiKeys()
       // Guesses spread over the pages and the API all count.
       const guesses = [
         (guess: string) => c.post('/my-account/password', { current_password: guess, new_password: NEW_PASSWORD }),
@@ -261,7 +254,7 @@ for (const dialect of dialects) {
     t.test('PUT /users/{own id}/chpasswd changes one\'s own password only with the current one', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const { user, c } = await signedIn(app, { role: 64 })
-      const keys = await keysOf(app, c)
+      const keys = await c.apiKeys()
       let res = await app.inject({ method: 'PUT', url: `/api/users/${user.id}/chpasswd`, headers: keys, payload: { password: NEW_PASSWORD } })
       t.equal(res.statusCode, 400, 'without current_password')
       res = await app.inject({ method: 'PUT', url: `/api/users/${user.id}/chpasswd`, headers: keys, payload: { password: NEW_PASSWORD, current_password: 'Wrong-Password-1!' } })
@@ -295,7 +288,7 @@ for (const dialect of dialects) {
       t.test(`${name}: a reset link mailed before it stops working, and a notice is mailed`, async (t) => {
         const { app } = await buildTestApp(t, dialect)
         const { user, c } = await signedIn(app)
-        const keys = await keysOf(app, c)
+        const keys = await c.apiKeys()
         const token = await mailedResetToken(app, user.username, user.email!)
         t.equal((await new Client(app).get(`/reset-password?token=${token}`)).statusCode, 200, 'the link works before')
         const res = await change(app, keys)

@@ -265,10 +265,7 @@ for (const dialect of dialects) {
     async function keysFor(u: { username: string }) {
       const c = new Client(app)
       await c.signIn(u.username)
-      await c.get('/accounts')
-      const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...c.headers(), 'x-csrf-token': c.csrf } })
-      const k = res.json()
-      return { 'x-apikeys': `accessKey=${k.accessKey};secretKey=${k.secretKey}` }
+      return c.apiKeys()
     }
     const mine = await keysFor(user)
     const theirs = await keysFor(admin)

@@ -4,10 +4,8 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { apiKeysFor, Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { apiKeysFor, NEW_PASSWORD, Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
-
-const NEW_PASSWORD = 'Tulip-88-Sky'
 
 const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 

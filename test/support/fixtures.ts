@@ -5,6 +5,8 @@
 export const ADMIN_USERNAME = 'admin@example.com'
 /** The password of every user the tests create, unless a test gives another. */
 export const PASSWORD = 'Correct-Horse-42-Battery'
+/** The first Administrator's password where an operator types it (setup, create-admin), unlike any test user's. */
+export const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 /** A password to change to: both rules accept it (the user's own and an Administrator's). */
 export const NEW_PASSWORD = 'Fresh-Meadow-77-Lantern'
 
