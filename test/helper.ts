@@ -162,6 +162,22 @@ export class Client {
   }
 }
 
+/**
+ * From now on until the test ends the process's clock (Date.now) reads `ms` later, for rules
+ * that compare stored times or a cookie's age with now, so no test waits for them in real time.
+ */
+export function advanceClock(t: Tap, ms: number): void {
+  clockOffset += ms
+  Date.now = () => realNow.call(Date) + clockOffset
+  // Undone by amount, not by restoring a saved function: right in whatever order teardowns run.
+  t.teardown(() => {
+    clockOffset -= ms
+    if (clockOffset === 0) Date.now = realNow
+  })
+}
+const realNow = Date.now
+let clockOffset = 0
+
 /** The latest message in the outbox for a recipient. */
 export async function lastMessageTo(app: FastifyInstance, recipient: string) {
   return app.db.selectFrom('outbox').selectAll().where('recipient', '=', recipient).orderBy('created_at', 'desc').executeTakeFirst()

@@ -2,20 +2,11 @@
 // and a message's reset link or code is cleared from it once that secret expires.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { type Tap, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { advanceClock, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { buildApp } from '../../src/app.ts'
 import { EXPIRED_BODY, latestMessages } from '../../src/lib/messages.ts'
 
 const HOUR = 3_600_000
-
-/** From now on the process's clock reads `ms` later (every time the portal keeps is its own). */
-function advanceClock(t: Tap, ms: number): void {
-  const realNow = Date.now
-  Date.now = () => realNow.call(Date) + ms
-  t.teardown(() => {
-    Date.now = realNow
-  })
-}
 
 async function requestReset(app: FastifyInstance, username: string) {
   const client = new Client(app)
