@@ -84,9 +84,9 @@ for (const dialect of dialects) {
       })
     }
     const res = await app.inject({ url: `/api/audit-log/v1/events?limit=1000&f=date.lt:${base + actions.length * 1000}`, headers: keys })
-    t.equal(res.statusCode, 200)
+    t.equal(res.statusCode, 200, `GET /api/audit-log/v1/events?limit=1000&f=date.lt:${base + actions.length * 1000} answers 200`)
     const events = (res.json() as { events: Array<{ action: string; crud: string; description: string }> }).events
-    t.equal(events.length, actions.length)
+    t.equal(events.length, actions.length, `events.length is ${actions.length}`)
     for (const e of events) {
       t.equal(e.crud, REGISTRY[e.action]!.crud, `${e.action}: the API's crud letter`)
       t.notMatch(e.description, /@example\.com: /, `${e.action}: a registered sentence, not the fallback`)
@@ -99,8 +99,8 @@ for (const dialect of dialects) {
     }
     // The table and the CSV: the label and the sentence.
     const filtered = await client.get('/audit-log?action=instance.sso')
-    t.match(filtered.body, 'Signed in to an instance')
+    t.match(filtered.body, 'Signed in to an instance', 'the answer to GET /audit-log?action=instance.sso shows \'Signed in to an instance\'')
     const csv = await client.get('/audit-log/export.csv?action=user.authorizations_update')
-    t.match(csv.body, `changed the authorizations of bo@example.com (API: no, password sign-in: no).`)
+    t.match(csv.body, `changed the authorizations of bo@example.com (API: no, password sign-in: no).`, 'the answer to GET /audit-log/export.csv?action=user.authorizations_update shows \'changed the authorizations of bo@example.com (API:…\'')
   })
 }

@@ -47,7 +47,7 @@ for (const dialect of dialects) {
         t.equal(await enabledAdministrators(app), 1, `round ${round}: one enabled Administrator remains`)
         const { statuses, refusal } = outcome(answers, 422)
         t.same(statuses, [303, 422], 'one change wins, the other is refused with the form re-rendered')
-        t.match(refusal, LAST)
+        t.match(refusal, LAST, `refusal matches ${LAST}`)
       }
     })
 
@@ -60,7 +60,7 @@ for (const dialect of dialects) {
         t.equal(await enabledAdministrators(app), 1, `round ${round}: one enabled Administrator remains`)
         const { statuses, refusal } = outcome(answers, 409)
         t.same(statuses, [200, 409], 'one change wins, the other is refused')
-        t.match(refusal, LAST)
+        t.match(refusal, LAST, `refusal matches ${LAST}`)
       }
     })
 
@@ -76,7 +76,7 @@ for (const dialect of dialects) {
         t.equal(await enabledAdministrators(app), 1, `round ${round}: one enabled Administrator remains`)
         const { statuses, refusal } = outcome(answers, 409)
         t.same(statuses, [200, 409], 'one change wins, the other is refused')
-        t.match(JSON.parse(refusal || '{}').message, LAST)
+        t.match(JSON.parse(refusal || '{}').message, LAST, `JSON.parse(refusal || '{}').message matches ${LAST}`)
       }
     })
   })
