@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { parseApiKeysHeader } from '../../src/areas/api/service.ts'
 
 const A = 'a'.repeat(64)
@@ -25,7 +25,7 @@ t.test('X-ApiKeys header parsing', async (t) => {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: REST API plumbing`, async (t) => {
-    async function withKeys(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}) {
+    async function withKeys(t: Tap, env: Record<string, string> = {}) {
       const { app } = await buildTestApp(t, dialect, env)
       const user = await createUser(app, { name: 'Key Owner', role: 32 })
       const client = new Client(app)

@@ -8,12 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { randomToken } from '../../src/lib/tokens.ts'
-import { NEW_PASSWORD, Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName } from '../helper.ts'
+import { NEW_PASSWORD, Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName, type Tap } from '../helper.ts'
 
 const WRONG_PASSWORD = 'Wrong-Guess-55-Pebble'
 
 /** The app with its real logger options at level info, writing into `lines`. */
-async function buildLoggedApp(t: { teardown(fn: () => unknown): void }, dialect: DialectName, lines: string[]): Promise<FastifyInstance> {
+async function buildLoggedApp(t: Tap, dialect: DialectName, lines: string[]): Promise<FastifyInstance> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-log-'))
   // On PostgreSQL a database of its own, apart from the schemas other test files migrate.
   let databaseUrl: string | undefined

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { PNG } from 'pngjs'
-import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { rotateSigningKey } from '../../src/areas/instances/signing-keys.ts'
 
 function assertionFrom(body: string): { action: string; assertion: string } {
@@ -10,7 +10,7 @@ function assertionFrom(body: string): { action: string; assertion: string } {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: single sign-on, portal side`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}) {
+    async function setup(t: Tap, env: Record<string, string> = {}) {
       const { app } = await buildTestApp(t, dialect, env)
       const admin = await createUser(app, { role: 64, name: 'Ada Admin' })
       const basic = await createUser(app, { role: 16, name: 'Bo Basic' })

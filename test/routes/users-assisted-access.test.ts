@@ -5,7 +5,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { type Tap, apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { ASSISTED_ACCESS } from '../../src/areas/users/service.ts'
 
 const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
@@ -16,7 +16,7 @@ async function row(app: FastifyInstance, user: User) {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: the assisted user's access stays theirs`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
       const xena = await createUser(app, { role: 64, name: 'Xena Admin', username: 'xena@example.com' })

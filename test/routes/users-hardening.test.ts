@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { apiKeysFor, NEW_PASSWORD, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { type Tap, apiKeysFor, NEW_PASSWORD, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
 import { ASSISTING_MESSAGE } from '../../src/areas/my-account/service.ts'
 import { uuid } from '../../src/lib/tokens.ts'
@@ -29,7 +29,7 @@ async function lastEvent(app: FastifyInstance, action: string) {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: Users hardening`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
       const xena = await createUser(app, { role: 64, name: 'Xena Admin', username: 'xena@example.com' })

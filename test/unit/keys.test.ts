@@ -3,8 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { loadOrCreateKey } from '../../src/lib/keys.ts'
+import type { Tap } from '../helper.ts'
 
-function tempDir(t: { teardown(fn: () => void): void }): string {
+function tempDir(t: Tap): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-keys-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   return dir
