@@ -15,7 +15,7 @@ import { openDatabase } from '../../src/db/index.ts'
 import { up as rateLimitsTable } from '../../migrations/0008_rate_limits.ts'
 import type { Tap } from '../helper.ts'
 import { ADMIN_USERNAME, PASSWORD } from './fixtures.ts'
-import { cleanEnv, freePort } from './processes.ts'
+import { cleanEnv, freePort, runNode, type RunResult } from './processes.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..')
 /** Keys every process sharing a PostgreSQL database must share. */
@@ -79,7 +79,7 @@ export interface PortalProcess {
   /** SIGTERM (a graceful close), SIGKILL after 10 s. */
   stop(): Promise<number | null>
   /** Runs `src/cli.ts <args>` against this portal's DATA_DIR; resolves with its output. */
-  cli(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }>
+  cli(args: string[], stdin?: string): Promise<RunResult>
   /** Creates an Administrator with the CLI (password on stdin, as an operator would type it). */
   createAdministrator(username: string, name: string, password?: string): Promise<void>
   /** Opens the SQLite file for a moment (the portal keeps it open too; WAL allows both). */
@@ -95,19 +95,6 @@ export interface StartOptions {
   /** MSSP_ADMIN_* for an unattended first Administrator (ADMIN_USERNAME, PASSWORD); default true. */
   admin?: boolean
   timeoutMs?: number
-}
-
-function runNode(args: string[], env: NodeJS.ProcessEnv, stdin?: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin ?? '')
-  })
 }
 
 /** Starts the portal and waits until /readyz says 200; it is stopped with the test if still running then. */
@@ -168,7 +155,7 @@ export async function startPortal(t: Tap, opts: StartOptions = {}): Promise<Port
         }
         return child.exitCode
       },
-      cli: (args, stdin) => runNode(['src/cli.ts', ...args], cliEnv, stdin),
+      cli: (args, stdin) => runNode(['--import', 'tsx', 'src/cli.ts', ...args], { env: cliEnv, stdin }),
       async createAdministrator(username, name, password = PASSWORD) {
         const res = await portal.cli(['create-admin', '--username', username, '--name', name], `${password}\n`)
         if (res.code !== 0) throw new Error(`create-admin ${username} failed (${res.code}):\n${res.stdout}${res.stderr}`)
