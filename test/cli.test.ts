@@ -8,13 +8,13 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import { randomToken } from '../src/lib/tokens.ts'
-import { Client, dialects, type DialectName } from './helper.ts'
+import { ADMIN_PASSWORD, Client, dialects, type DialectName, type Tap } from './helper.ts'
 import pkg from '../package.json' with { type: 'json' }
+import { runNode, type RunResult } from './support/processes.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const CLI = ['--import', 'tsx', 'src/cli.ts']
 const TIMEOUT_MS = 20_000
-const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 const SESSION_KEY = 'b2'.repeat(32)
 // Keys every process sharing a PostgreSQL database must share.
 const SHARED_KEYS = { SESSION_KEY, SECRETS_KEY: 'c4'.repeat(32) }
@@ -22,31 +22,14 @@ const SHARED_KEYS = { SESSION_KEY, SECRETS_KEY: 'c4'.repeat(32) }
 // Each run starts a Node process (about 1.5 s): more than tap's default 30 s per file.
 t.setTimeout(240_000)
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-type Teardown = { teardown(fn: () => unknown): void }
-
 /** A clean environment: nothing of the developer's shell (DATABASE_URL, MSSP_ADMIN_*) leaks in. */
 function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), NODE_ENV: 'test', LOG_LEVEL: 'silent', ...extra }
 }
 
 /** Runs the CLI to completion (killed after TIMEOUT_MS), feeding `input` on stdin. */
-function run(args: string[], env: Record<string, string>, input = '', timeout = TIMEOUT_MS): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: baseEnv(env), timeout })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+function run(args: string[], env: Record<string, string>, input = '', timeout = TIMEOUT_MS): Promise<RunResult> {
+  return runNode([...CLI, ...args], { env: baseEnv(env), stdin: input, timeout })
 }
 
 /** Runs SQL on the PostgreSQL server's test database (for creating and dropping databases). */
@@ -65,7 +48,7 @@ async function admin(sql: string): Promise<void> {
  * CLI reads only the environment, and a database of its own keeps these runs apart from
  * the schemas other test files are migrating at the same time.
  */
-async function freshPgDatabase(t: Teardown): Promise<URL> {
+async function freshPgDatabase(t: Tap): Promise<URL> {
   const name = `mssp_cli_${randomToken(9).toLowerCase().replace(/[^a-z0-9]/g, '')}`
   await admin(`create database ${name}`)
   t.teardown(() => admin(`drop database if exists ${name} with (force)`))
@@ -75,7 +58,7 @@ async function freshPgDatabase(t: Teardown): Promise<URL> {
 }
 
 /** A fresh data folder and, on PostgreSQL, a fresh database: the environment the CLI and the app share. */
-async function freshDatabase(t: Teardown, dialect: DialectName): Promise<Record<string, string>> {
+async function freshDatabase(t: Tap, dialect: DialectName): Promise<Record<string, string>> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-cli-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const env: Record<string, string> = { DATA_DIR: dataDir, BASE_URL: 'http://portal.test' }

@@ -14,6 +14,9 @@ import { replaceApiKeys } from '../src/areas/api/repository.ts'
 import { apiKeyHashKey } from '../src/areas/api/service.ts'
 import { approveDomain, insertUser } from '../src/areas/auth/repository.ts'
 import { insertAccount, replaceAssignments } from '../src/areas/accounts/repository.ts'
+import { PASSWORD } from './support/fixtures.ts'
+
+export * from './support/fixtures.ts'
 
 const TEST_SESSION_KEY = 'a1'.repeat(32)
 
@@ -22,7 +25,7 @@ export type DialectName = 'sqlite' | 'postgres'
 /** SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
 export const dialects: DialectName[] = process.env.TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite']
 
-/** What the helpers need of a tap test (its teardown). */
+/** What the test helpers need of a tap test (its teardown): the one such type. */
 export interface Tap {
   teardown(fn: () => unknown): void
   testdirName?: string
@@ -71,8 +74,6 @@ export async function buildTestApp(t: Tap, dialect: DialectName, env: Record<str
   app = await buildApp(config, { pgSchema })
   return { app, dataDir }
 }
-
-export const PASSWORD = 'Correct-Horse-42-Battery'
 
 let counter = 0
 /** Creates a user directly in the database (the Users issue adds the real pages). */
@@ -150,7 +151,32 @@ export class Client {
     await this.get('/login')
     return this.post('/login', { username, password, ...(rememberMe ? { remember_me: '1' } : {}) })
   }
+
+  /** The X-ApiKeys header of new keys this session makes (PUT /api/session/keys, as My Account does). */
+  async apiKeys(): Promise<{ 'x-apikeys': string }> {
+    await this.get('/accounts')
+    const res = await this.app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...this.headers(), 'x-csrf-token': this.csrf } })
+    if (res.statusCode !== 200) throw new Error(`PUT /api/session/keys: ${res.statusCode} ${res.body.slice(0, 500)}`)
+    const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
+    return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
+  }
 }
+
+/**
+ * From now on until the test ends the process's clock (Date.now) reads `ms` later, for rules
+ * that compare stored times or a cookie's age with now, so no test waits for them in real time.
+ */
+export function advanceClock(t: Tap, ms: number): void {
+  clockOffset += ms
+  Date.now = () => realNow.call(Date) + clockOffset
+  // Undone by amount, not by restoring a saved function: right in whatever order teardowns run.
+  t.teardown(() => {
+    clockOffset -= ms
+    if (clockOffset === 0) Date.now = realNow
+  })
+}
+const realNow = Date.now
+let clockOffset = 0
 
 /** The latest message in the outbox for a recipient. */
 export async function lastMessageTo(app: FastifyInstance, recipient: string) {
@@ -191,11 +217,11 @@ export async function assign(app: FastifyInstance, userId: number, accountIds: n
 }
 
 /** API keys for a user, written directly (no sign-in): the X-ApiKeys value, as a header, and its parts. */
-export async function apiKeysFor(app: FastifyInstance, user: User): Promise<{ header: string; headers: { 'x-apikeys': string }; accessKey: string; secretKey: string }> {
+export async function apiKeysFor(app: FastifyInstance, user: User, db = app.db): Promise<{ header: string; headers: { 'x-apikeys': string }; accessKey: string; secretKey: string }> {
   // Hex, as the portal makes them.
   const accessKey = crypto.randomBytes(32).toString('hex')
   const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
+  await replaceApiKeys(db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
   const header = `accessKey=${accessKey}; secretKey=${secretKey}`
   return { header, headers: { 'x-apikeys': header }, accessKey, secretKey }
 }

@@ -15,12 +15,11 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import pkg from '../../package.json' with { type: 'json' }
+import { ADMIN_PASSWORD as PASSWORD, ADMIN_USERNAME as USERNAME } from '../support/fixtures.ts'
 import { freePort } from '../support/processes.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..')
 const BINARY = path.join(ROOT, 'dist', 'mssp-portal')
-const USERNAME = 'admin@example.com'
-const PASSWORD = 'Harbor-Lights-31-Copper'
 
 // A cold build compiles better-sqlite3 (minutes on 2 busy cores); a warm one takes seconds.
 t.setTimeout(15 * 60_000)

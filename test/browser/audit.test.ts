@@ -4,7 +4,9 @@
 import t from 'tap'
 import crypto from 'node:crypto'
 import type { Page } from 'playwright-core'
-import { ADMIN_USERNAME, MODES, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 

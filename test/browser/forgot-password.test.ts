@@ -1,7 +1,9 @@
 // Forgot Password end to end in a real browser: request the link, read it from the outbox
 // table, choose a new password, sign in with it; the old password and the used link fail.
 import t from 'tap'
-import { MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal } from './portal.ts'
+import { PASSWORD } from '../support/fixtures.ts'
+import { startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 

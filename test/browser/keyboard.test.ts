@@ -3,7 +3,9 @@
 // focused summary, with and without JavaScript.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { ADMIN_USERNAME, MODES, PASSWORD, browserAvailable, launchBrowser, newSession, startPortal } from './portal.ts'
+import { ADMIN_USERNAME, PASSWORD } from '../support/fixtures.ts'
+import { startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession } from './chromium.ts'
 
 t.setTimeout(120_000)
 

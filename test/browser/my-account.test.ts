@@ -6,11 +6,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { BASIC, PASSWORD } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 
-const BASIC = 16
 const NEW_PASSWORD = 'Lantern-Quartz-93-Ribbon!'
 // htmx logs the swaps of its deliberate 4xx answers as errors; nothing else may appear.
 const HTMX_4XX = /htmx:responseError|Response Status Error Code 4\d\d/

@@ -2,7 +2,9 @@
 // Remember Me the session ends after 30 minutes of inactivity, with it, it does not.
 // Inactivity is simulated by moving sessions.last_seen_at back 31 minutes in the SQLite file.
 import t from 'tap'
-import { ADMIN_USERNAME, MODES, browserAvailable, launchBrowser, newSession, sessionCookie, signIn, startPortal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, sessionCookie, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 

@@ -3,7 +3,9 @@
 // Resource Center link, then find it in the Resource Center menu.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { ADMIN_USERNAME, MODES, browserAvailable, launchBrowser, newSession, signIn, startPortal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 

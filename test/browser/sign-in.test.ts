@@ -1,7 +1,9 @@
 // Sign In, Sign Out and a wrong password in a real browser against the real portal,
 // with and without JavaScript.
 import t from 'tap'
-import { ADMIN_USERNAME, MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal } from './portal.ts'
+import { ADMIN_USERNAME, PASSWORD } from '../support/fixtures.ts'
+import { startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 

@@ -7,7 +7,9 @@ import net from 'node:net'
 import t from 'tap'
 import { PNG } from 'pngjs'
 import { searchTextOf } from '../../src/areas/accounts/repository.ts'
-import { ADMIN_USERNAME, MODES, ROOT, browserAvailable, launchBrowser, newSession, signIn, startPortal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { ROOT, startPortal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 

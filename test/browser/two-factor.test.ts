@@ -7,11 +7,12 @@ import path from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { totpCodeAt } from '../../src/lib/otp.ts'
-import { MODES, PASSWORD, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { BASIC, PASSWORD } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(240_000)
 
-const BASIC = 16
 // htmx logs the swaps of its deliberate 4xx answers (a wrong code, too soon a resend) as errors.
 const HTMX_4XX = /htmx:responseError|Response Status Error Code 4\d\d/
 
@@ -69,7 +70,7 @@ async function coveredBy(locator: ReturnType<Page['locator']>): Promise<string |
 const tfaCard = (page: Page) => page.getByRole('region', { name: 'Enable Two Factor Authentication' })
 
 if (browserAvailable(t)) {
-  const portal = await startPortal(t, { SMS_VIA_OUTBOX: 'true' })
+  const portal = await startPortal(t, { env: { SMS_VIA_OUTBOX: 'true' } })
   const browser = await launchBrowser(t)
   const users = MODES.flatMap((m) => {
     const tag = m.javaScriptEnabled ? 'js' : 'nojs'

@@ -5,7 +5,9 @@
 import crypto from 'node:crypto'
 import t from 'tap'
 import { searchTextOf } from '../../src/areas/accounts/repository.ts'
-import { ADMIN_USERNAME, MODES, browserAvailable, launchBrowser, newSession, signIn, startPortal, type Portal } from './portal.ts'
+import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
+import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 

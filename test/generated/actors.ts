@@ -8,8 +8,7 @@ import { hmac, randomToken, sha256, uuid } from '../../src/lib/tokens.ts'
 import { approveDomain, insertSession, insertUser, newUser, setAssist } from '../../src/areas/auth/repository.ts'
 import { insertAccount, replaceAssignments } from '../../src/areas/accounts/repository.ts'
 import { insertLogo } from '../../src/areas/logos/repository.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { apiKeysFor } from '../helper.ts'
 
 // The callers of the generated suites, seeded straight through the repositories (no sign-in,
 // no password hashing per user: one hash is computed once and shared).
@@ -163,10 +162,7 @@ export async function createSession(app: FastifyInstance, db: Kysely<Database>, 
 
 /** New API keys for the user (replacing theirs): the X-ApiKeys header. */
 export async function createKey(app: FastifyInstance, db: Kysely<Database>, u: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(db, { user_id: u.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey};secretKey=${secretKey}`
+  return (await apiKeysFor(app, u, db)).header
 }
 
 /** Well-formed X-ApiKeys that match no user. */

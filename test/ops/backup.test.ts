@@ -4,7 +4,8 @@ import t from 'tap'
 import SQLite from 'better-sqlite3'
 import { BackupError, backup, backupCommand, restore, restoreCommand } from '../../src/ops/backup.ts'
 import { totpCodeAt } from '../../src/lib/otp.ts'
-import { HttpClient, PASSWORD, api, integrityCheck, sleep, startPortal, tempDir } from './portal.ts'
+import { PASSWORD } from '../support/fixtures.ts'
+import { HttpClient, api, integrityCheck, sleep, startPortal, tempDir } from '../support/portal-process.ts'
 
 t.setTimeout(120_000)
 

@@ -1,32 +1,21 @@
 // `mssp-portal copy-to-postgres` exits 3 when it copied everything it could but left rows
 // behind (text PostgreSQL cannot store): a script must not take a partial copy for a complete
 // one. A complete copy exits 0.
-import { spawn } from 'node:child_process'
 import os from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import pg from 'pg'
 import { type Tap, createUser } from '../helper.ts'
 import { copyFixture } from '../support/copy-fixture.ts'
+import { runNode, type RunResult } from '../support/processes.ts'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
 const url = process.env.TEST_DATABASE_URL
 
 t.setTimeout(120_000)
 
-function copyCommand(dataDir: string, to: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'copy-to-postgres', '--to', to], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir },
-      timeout: 60_000,
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
+function copyCommand(dataDir: string, to: string): Promise<RunResult> {
+  return runNode(['--import', 'tsx', 'src/cli.ts', 'copy-to-postgres', '--to', to], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir },
+    timeout: 60_000,
   })
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { HttpClient, SHARED_KEYS, api, freshPgSchema, integrityCheck, sleep, startPortal, tempDir, type PortalProcess } from './portal.ts'
+import { HttpClient, SHARED_KEYS, api, freshPgSchema, integrityCheck, sleep, startPortal, tempDir, type PortalProcess } from '../support/portal-process.ts'
 
 t.setTimeout(120_000)
 

@@ -9,19 +9,12 @@ import t from 'tap'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { cleanEnv } from '../support/processes.ts'
-import { ROOT } from './portal.ts'
+import type { Tap } from '../helper.ts'
+import { ROOT, tempDir } from '../support/portal-process.ts'
 
 const config = (dataDir: string) => loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, BASE_URL: 'http://portal.test', LOG_LEVEL: 'silent' })
 const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8)
 
-function tempDir(t: Tap): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-data-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-interface Tap {
-  teardown(fn: () => unknown): void
-}
 
 /** A portal's data folder with its database, the portal closed. */
 async function dataFolder(t: Tap): Promise<string> {

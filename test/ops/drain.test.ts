@@ -3,7 +3,7 @@
 // sent before the drain ended may be reset (clients do not retry a reset POST) or refused.
 import http from 'node:http'
 import t from 'tap'
-import { HttpClient, sleep, startPortal, tempDir } from './portal.ts'
+import { HttpClient, sleep, startPortal, tempDir } from '../support/portal-process.ts'
 
 t.setTimeout(90_000)
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { type FailureCounter, databaseFailureCounter, memoryFailureCounter } from '../../src/ops/rate-limit-store.ts'
-import { sleep, twoConnections, type Tap } from './portal.ts'
+import { advanceClock, type Tap } from '../helper.ts'
+import { twoConnections } from '../support/portal-process.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
 
@@ -14,7 +15,7 @@ async function behaves(t: Tap & Pick<typeof import('tap').default, 'equal' | 'ok
   t.ok(peak.ttl > 0 && peak.ttl <= 400, `until the window ends (${peak.ttl} ms)`)
   t.equal((await one.peak(['ip:a'])).count, 1)
   t.equal((await one.peak(['ip:c'])).count, 0, 'another address has its own count')
-  await sleep(450)
+  advanceClock(t, 450)
   t.equal((await one.peak(['ip:a', 'key:k'])).count, 0, 'an ended window counts nothing')
   await one.add(['key:k'])
   t.equal((await other.peak(['key:k'])).count, 1, 'a new window starts at 1')

@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { type Kysely, sql } from 'kysely'
 import { databaseRateLimitStore } from '../../src/ops/rate-limit-store.ts'
-import { sleep, twoConnections, type Tap } from './portal.ts'
+import { advanceClock } from '../helper.ts'
+import { sleep, twoConnections } from '../support/portal-process.ts'
 
 const dialects = process.env.TEST_DATABASE_URL ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)
 
@@ -36,7 +37,7 @@ for (const dialect of dialects) {
       t.equal((await incr(sb, 'ip:10.0.0.2', 400)).current, 1, 'another key has its own')
       t.same((await read(sb, 'ip:10.0.0.1')).current, 3, 'read does not count')
       t.same((await read(sb, 'ip:10.0.0.1')).current, 3)
-      await sleep(450)
+      advanceClock(t, 450)
       t.same(await read(sa, 'ip:10.0.0.1'), { current: 0, ttl: 0 }, 'an ended window reads as empty')
       const fresh = await incr(sb, 'ip:10.0.0.1', 400)
       t.equal(fresh.current, 1, 'a new window starts at 1')
@@ -73,7 +74,7 @@ for (const dialect of dialects) {
       const [a] = await twoConnections(t, dialect)
       const s = make(a, { continueExceeding: true })
       await incr(s, 'k', 300, 1)
-      await sleep(150)
+      advanceClock(t, 150)
       const over = await incr(s, 'k', 300, 1)
       t.equal(over.current, 2)
       t.ok(over.ttl > 250, `the window restarted (${over.ttl} ms left)`)
@@ -85,7 +86,7 @@ for (const dialect of dialects) {
       const Ctor = databaseRateLimitStore(a, { cleanupEveryMs: 100 }) as unknown as new (p: object) => Store
       const s = new Ctor({})
       for (let i = 0; i < 20; i++) await incr(s, `old:${i}`, 50)
-      await sleep(150)
+      advanceClock(t, 150)
       await incr(s, 'new', 60_000)
       await sleep(100)
       const rows = await a.selectFrom('rate_limits').select('key').execute()

@@ -4,7 +4,7 @@
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
-import { HttpClient, api, sleep, startPortal, tempDir } from './portal.ts'
+import { HttpClient, api, sleep, startPortal, tempDir } from '../support/portal-process.ts'
 
 t.setTimeout(90_000)
 

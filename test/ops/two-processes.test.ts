@@ -10,7 +10,8 @@ import { ADMINISTRATOR } from '../../src/lib/roles.ts'
 import { totpCodeAt } from '../../src/lib/otp.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 import { approveDomain, insertUser } from '../../src/areas/auth/repository.ts'
-import { ADMIN_USERNAME, HttpClient, PASSWORD, SHARED_KEYS, api, freshPgSchema, startPortal, tempDir } from './portal.ts'
+import { ADMIN_USERNAME, PASSWORD } from '../support/fixtures.ts'
+import { HttpClient, SHARED_KEYS, api, freshPgSchema, startPortal, tempDir } from '../support/portal-process.ts'
 
 t.setTimeout(120_000)
 

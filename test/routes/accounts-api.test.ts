@@ -1,17 +1,13 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PNG } from 'pngjs'
-import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, BASIC, STANDARD, ADMINISTRATOR, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { ACCOUNT_FILTERS, PORTAL_CONTAINER_UUID } from '../../src/areas/accounts/api-routes.ts'
 import { iterateApiAccounts } from '../../src/areas/accounts/repository.ts'
 import type { User } from '../../src/db/schema.ts'
 import { uuid } from '../../src/lib/tokens.ts'
 
 const DAY = 86_400_000
-const BASIC = 16
-const STANDARD = 32
-const ADMINISTRATOR = 64
-
 
 /** A small PNG (the logos table stores the bytes). */
 function smallPng(): Buffer {
@@ -33,10 +29,7 @@ async function insertLogo(app: FastifyInstance, name: string) {
 async function keysFor(app: FastifyInstance, user: User): Promise<{ client: Client; header: Record<string, string> }> {
   const client = new Client(app)
   await client.signIn(user.username)
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { client, header: { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` } }
+  return { client, header: await client.apiKeys() }
 }
 
 function names(res: LightMyRequestResponse): string[] {

@@ -2,15 +2,11 @@ import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { parse } from 'csv-parse/sync'
 import zlib from 'node:zlib'
-import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, BASIC, ADMINISTRATOR, HTMX, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, neutralise, readImport, signImport, verifyImport } from '../../src/areas/accounts/csv.ts'
 import { insertAccounts } from '../../src/areas/accounts/repository.ts'
 import { importAccounts } from '../../src/areas/accounts/service.ts'
 import { hmac, uuid } from '../../src/lib/tokens.ts'
-
-const BASIC = 16
-const ADMINISTRATOR = 64
-const HTMX = { 'hx-request': 'true' }
 
 function csvRows(res: LightMyRequestResponse): string[][] {
   return parse(res.body, { bom: true }) as string[][]

@@ -4,11 +4,8 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { parse } from 'csv-parse/sync'
-import { apiKeysFor, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { apiKeysFor, BASIC, ADMINISTRATOR, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import type { User } from '../../src/db/schema.ts'
-
-const BASIC = 16
-const ADMINISTRATOR = 64
 
 const keysFor = async (app: FastifyInstance, user: User): Promise<Record<string, string>> => (await apiKeysFor(app, user)).headers
 

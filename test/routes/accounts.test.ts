@@ -1,9 +1,9 @@
 import t from 'tap'
-import { Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 
 for (const dialect of dialects) {
   t.test(`${dialect}: the Accounts page`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const admin = await createUser(app, { role: 64 })
       const basic = await createUser(app, { role: 16 })

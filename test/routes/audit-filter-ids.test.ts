@@ -10,7 +10,7 @@ for (const dialect of dialects) {
     await new Client(app).signIn(admin.username) // an event of the Administrator's own, for the real id below
     const { headers } = await apiKeysFor(app, admin)
     const own = await app.inject({ url: `/api/audit-log/v1/events?f=actor_id.eq:${admin.id}`, headers })
-    t.equal(own.statusCode, 200)
+    t.equal(own.statusCode, 200, `GET /api/audit-log/v1/events?f=actor_id.eq:${admin.id} answers 200`)
     t.ok((own.json() as { events: unknown[] }).events.length > 0, 'a real id still finds its events')
     for (const id of ['999999999999', '2147483648', '0', '00000000000000000001234']) {
       const res = await app.inject({ url: `/api/audit-log/v1/events?f=actor_id.eq:${id}`, headers })

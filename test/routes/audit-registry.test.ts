@@ -68,20 +68,13 @@ t.test('each registry entry has a label, a crud letter and a sentence', async (t
   }
 })
 
-async function keysFor(app: FastifyInstance, client: Client): Promise<Record<string, string>> {
-  await client.get('/accounts')
-  const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const { accessKey, secretKey } = res.json() as { accessKey: string; secretKey: string }
-  return { 'x-apikeys': `accessKey=${accessKey};secretKey=${secretKey}` }
-}
-
 for (const dialect of dialects) {
   t.test(`${dialect}: the page, its filter, the CSV and the API speak of every action by the registry`, async (t) => {
     const { app } = await buildTestApp(t, dialect)
     const admin = await createUser(app)
     const client = new Client(app)
     await client.signIn(admin.username)
-    const keys = await keysFor(app, client)
+    const keys = await client.apiKeys()
     const base = Date.UTC(2024, 4, 1)
     const actions = Object.keys(REGISTRY)
     for (const [i, action] of actions.entries()) {
@@ -91,9 +84,9 @@ for (const dialect of dialects) {
       })
     }
     const res = await app.inject({ url: `/api/audit-log/v1/events?limit=1000&f=date.lt:${base + actions.length * 1000}`, headers: keys })
-    t.equal(res.statusCode, 200)
+    t.equal(res.statusCode, 200, `GET /api/audit-log/v1/events?limit=1000&f=date.lt:${base + actions.length * 1000} answers 200`)
     const events = (res.json() as { events: Array<{ action: string; crud: string; description: string }> }).events
-    t.equal(events.length, actions.length)
+    t.equal(events.length, actions.length, `events.length is ${actions.length}`)
     for (const e of events) {
       t.equal(e.crud, REGISTRY[e.action]!.crud, `${e.action}: the API's crud letter`)
       t.notMatch(e.description, /@example\.com: /, `${e.action}: a registered sentence, not the fallback`)
@@ -106,8 +99,8 @@ for (const dialect of dialects) {
     }
     // The table and the CSV: the label and the sentence.
     const filtered = await client.get('/audit-log?action=instance.sso')
-    t.match(filtered.body, 'Signed in to an instance')
+    t.match(filtered.body, 'Signed in to an instance', 'the answer to GET /audit-log?action=instance.sso shows \'Signed in to an instance\'')
     const csv = await client.get('/audit-log/export.csv?action=user.authorizations_update')
-    t.match(csv.body, `changed the authorizations of bo@example.com (API: no, password sign-in: no).`)
+    t.match(csv.body, `changed the authorizations of bo@example.com (API: no, password sign-in: no).`, 'the answer to GET /audit-log/export.csv?action=user.authorizations_update shows \'changed the authorizations of bo@example.com (API:…\'')
   })
 }

@@ -134,13 +134,13 @@ t.test('a good assertion opens a session and lands on the interface with the ove
   t.teardown(() => app.close())
   const logo = pngDataUrl()
   const res = await postAssertion(app, await sign(signInClaims({ logo: logo.url })))
-  t.equal(res.statusCode, 303)
+  t.equal(res.statusCode, 303, 'postAssertion(…) answers 303')
   t.equal(res.headers.location, '/vm', 'redirects to the interface the assertion names')
   const cookie = header(res, 'set-cookie')
   t.match(cookie, /^demo_instance_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/, 'HttpOnly session cookie on the instance path, not Secure over http')
 
   const page = await app.inject({ url: '/vm', headers: { cookie: cookie.split(';')[0] } })
-  t.equal(page.statusCode, 200)
+  t.equal(page.statusCode, 200, 'GET /vm answers 200')
   const body = page.body
   t.match(body, 'class="mssp-frame"', 'the blue MSSP overlay')
   for (const edge of ['mssp-bar', 'mssp-edge-left', 'mssp-edge-right', 'mssp-edge-bottom']) t.match(body, `class="${edge === 'mssp-bar' ? edge : `mssp-edge ${edge}`}"`, `overlay: ${edge}`)
@@ -151,19 +151,19 @@ t.test('a good assertion opens a session and lands on the interface with the ove
   t.match(body, '<img class="account-logo" src="/account-logo" alt="Acme Manufacturing logo"', 'the account logo in the header')
   t.match(body, 'Demo instance', 'clearly a demo')
   t.match(body, /<details class="user-menu">[\s\S]*Dana Whitfield[\s\S]*<form method="post" action="\/mssp\/leave">[\s\S]*Leave User/, 'user menu with Leave User')
-  t.match(body, '<h1>Vulnerability Management</h1>')
+  t.match(body, '<h1>Vulnerability Management</h1>', 'body matches \'<h1>Vulnerability Management</h1>\'')
   t.match(body, 'Dana’s branch office scan', 'the signed-in user’s own objects are there')
   t.match(body, 'Weekly external perimeter', 'and colleagues’ objects')
 
   const logoRes = await app.inject({ url: '/account-logo', headers: { cookie: cookie.split(';')[0] } })
-  t.equal(logoRes.statusCode, 200)
-  t.equal(logoRes.headers['content-type'], 'image/png')
+  t.equal(logoRes.statusCode, 200, 'GET /account-logo answers 200')
+  t.equal(logoRes.headers['content-type'], 'image/png', 'logoRes.headers[\'content-type\'] is \'image/png\'')
   t.same(logoRes.rawPayload, logo.bytes, 'the logo from the claim, byte for byte')
   t.equal((await app.inject({ url: '/account-logo' })).statusCode, 404, 'no logo without a session')
 
   const css = await app.inject({ url: '/static/demo-instance.css' })
-  t.equal(css.statusCode, 200)
-  t.match(css.headers['content-type'], /text\/css/)
+  t.equal(css.statusCode, 200, 'GET /static/demo-instance.css answers 200')
+  t.match(css.headers['content-type'], /text\/css/, 'css.headers[\'content-type\'] matches /text\\/css/')
 })
 
 t.test('interfaces, the neutral logo, and assisting', async (t) => {
@@ -173,8 +173,8 @@ t.test('interfaces, the neutral logo, and assisting', async (t) => {
     const b = await signIn(app, { interface: code })
     t.equal(b.res.headers.location, `/${code}`, `${code}: lands on its interface`)
     const page = await b.get(`/${code}`)
-    t.match(page.body, `<h1>${title}</h1>`)
-    t.match(page.body, `<a href="/${code}" aria-current="page">${title}</a>`)
+    t.match(page.body, `<h1>${title}</h1>`, `the answer to GET /${code} shows <h1>${title}</h1>`)
+    t.match(page.body, `<a href="/${code}" aria-current="page">${title}</a>`, `the answer to GET /${code} shows <a href="/${code}" aria-current="page">${title}</a>`)
     t.match(page.body, 'src="/static/default-logo.svg" alt="Acme Manufacturing logo"', `${code}: neutral logo when logo is null`)
     t.equal((await b.get('/')).headers.location, `/${code}`, 'the root goes to the session’s interface')
   }
@@ -187,7 +187,7 @@ t.test('interfaces, the neutral logo, and assisting', async (t) => {
   const escaped = (await hostile.get('/vm')).body
   t.notMatch(escaped, '<script>alert(1)</script>', 'names are escaped')
   t.notMatch(escaped, '<img src=x', 'account names are escaped')
-  t.match(escaped, '&lt;script&gt;alert(1)&lt;/script&gt;')
+  t.match(escaped, '&lt;script&gt;alert(1)&lt;/script&gt;', 'escaped matches \'&lt;script&gt;alert(1)&lt;/script&gt;\'')
 })
 
 t.test('refusals: each bad assertion gets a page with the reason and a link back', async (t) => {
@@ -247,7 +247,7 @@ t.test('refusals: each bad assertion gets a page with the reason and a link back
 
   const json = await app.inject({ method: 'POST', url: '/mssp/sso', payload: { assertion: valid } })
   t.equal(json.statusCode, 400, 'a JSON body is not the form post')
-  t.match(json.body, /form post/)
+  t.match(json.body, /form post/, 'the answer to POST /mssp/sso shows /form post/')
 })
 
 t.test('replay: an assertion works once', async (t) => {
@@ -257,12 +257,12 @@ t.test('replay: an assertion works once', async (t) => {
   t.equal((await postAssertion(app, token)).statusCode, 303, 'first use')
   const again = await postAssertion(app, token)
   t.equal(again.statusCode, 401, 'second use refused')
-  t.match(again.body, 'This assertion has already been used; each one works once. Go back to the MSSP Portal and open the instance again.')
-  t.match(again.body, '<code>replayed</code>')
-  t.notOk(again.headers['set-cookie'])
+  t.match(again.body, 'This assertion has already been used; each one works once. Go back to the MSSP Portal and open the instance again.', 'postAssertion(…) shows \'This assertion has already been used; each one wor…\'')
+  t.match(again.body, '<code>replayed</code>', 'postAssertion(…) shows \'<code>replayed</code>\'')
+  t.notOk(again.headers['set-cookie'], 'no again.headers[\'set-cookie\']')
   // A refused assertion does not use up its jti: only a verified one is remembered.
   const jti = crypto.randomUUID()
-  t.equal((await postAssertion(app, await sign(signInClaims({ jti, aud: 'http://elsewhere.test' })))).statusCode, 401)
+  t.equal((await postAssertion(app, await sign(signInClaims({ jti, aud: 'http://elsewhere.test' })))).statusCode, 401, 'postAssertion(…) answers 401')
   t.equal((await postAssertion(app, await sign(signInClaims({ jti })))).statusCode, 303, 'the jti of a refused assertion is still free')
   const iat = now() - 63
   t.equal((await postAssertion(app, await sign(signInClaims({ iat, exp: iat + 60 })))).statusCode, 303, 'expired 3 s ago: within the 5 s clock tolerance')
@@ -271,9 +271,9 @@ t.test('replay: an assertion works once', async (t) => {
 t.test('the jti store and the session store', async (t) => {
   let clock = 1_000_000
   const store = new MemoryJtiStore({ now: () => clock })
-  t.equal(await store.consume('a', clock + 65_000), true)
+  t.equal(await store.consume('a', clock + 65_000), true, 'store.consume(\'a\', clock + 65_000) is true')
   t.equal(await store.consume('a', clock + 65_000), false, 'used')
-  t.equal(await store.consume('b', clock + 10_000), true)
+  t.equal(await store.consume('b', clock + 10_000), true, 'store.consume(\'b\', clock + 10_000) is true')
   clock += 66_000
   t.equal(await store.consume('a', clock + 65_000), true, 'forgotten after exp, when it could not be accepted anyway')
   t.equal(store.size, 1, 'expired entries are swept')
@@ -282,13 +282,13 @@ t.test('the jti store and the session store', async (t) => {
   const sessions = new SessionStore({ now: () => sclock })
   const base = { sub: DANA.sub, name: DANA.name, username: DANA.preferred_username, role: { level: 32 as const, label: 'VM Standard' }, account: ACCOUNT, interface: 'vm' as const, logo: null, returnUrl: RETURN_URL, actor: null }
   const { token } = sessions.open(base)
-  t.ok(sessions.get(token))
+  t.ok(sessions.get(token), 'sessions.get(token)')
   sclock += IDLE_MS + 1
   t.notOk(sessions.get(token), 'an idle session ends')
   const second = sessions.open(base)
   sessions.open({ ...base, sub: SAM.sub })
-  t.equal(sessions.endAllFor(DANA.sub), 1)
-  t.notOk(sessions.get(second.token))
+  t.equal(sessions.endAllFor(DANA.sub), 1, 'sessions.endAllFor(DANA.sub) is 1')
+  t.notOk(sessions.get(second.token), 'no sessions.get(second.token)')
 })
 
 t.test('Leave User ends the instance session and returns to the portal', async (t) => {
@@ -299,15 +299,15 @@ t.test('Leave User ends the instance session and returns to the portal', async (
   const noToken = await b.post('/mssp/leave')
   t.equal(noToken.statusCode, 403, 'Leave User needs the session’s token')
   const res = await b.post('/mssp/leave', { _csrf: csrf })
-  t.equal(res.statusCode, 303)
+  t.equal(res.statusCode, 303, 'POST /mssp/leave answers 303')
   t.equal(res.headers.location, RETURN_URL, 'back to return_url')
   t.match(header(res, 'set-cookie'), /^demo_instance_session=; Path=\/; HttpOnly; SameSite=Lax; Max-Age=0$/, 'cookie cleared')
   const after = await b.get('/vm')
   t.equal(after.statusCode, 401, 'the old cookie no longer works')
-  t.match(after.body, 'Not signed in')
-  t.match(after.body, `href="${PORTAL}"`)
+  t.match(after.body, 'Not signed in', 'the answer to GET /vm shows \'Not signed in\'')
+  t.match(after.body, `href="${PORTAL}"`, `the answer to GET /vm shows href="${PORTAL}"`)
   t.equal((await app.inject({ url: '/vm' })).statusCode, 401, 'no cookie, no page')
-  t.equal((await app.inject({ url: '/settings' })).statusCode, 401)
+  t.equal((await app.inject({ url: '/settings' })).statusCode, 401, 'GET /settings answers 401')
 })
 
 t.test('role rules: actions hidden by role and refused (403) when posted anyway', async (t) => {
@@ -338,46 +338,46 @@ t.test('role rules: actions hidden by role and refused (403) when posted anyway'
   const basic = browsers.get(16)!
   const launchBasic = await basic.post(`/vm/scans/${priyaScan}/launch`, { _csrf: await basic.csrf() })
   t.equal(launchBasic.statusCode, 403, 'Basic may not launch')
-  t.match(launchBasic.body, 'Your role (Basic) may not launch scans.')
+  t.match(launchBasic.body, 'Your role (Basic) may not launch scans.', `the answer to POST /vm/scans/${priyaScan}/launch shows 'Your role (Basic) may not launch scans.'`)
 
   const operator = browsers.get(24)!
   const launch = await operator.post(`/vm/scans/${priyaScan}/launch`, { _csrf: await operator.csrf() })
   t.equal(launch.statusCode, 303, 'VM Scan Operator launches')
-  t.equal(launch.headers.location, '/vm')
+  t.equal(launch.headers.location, '/vm', `POST /vm/scans/${priyaScan}/launch redirects to '/vm'`)
   const running = (await operator.get('/vm')).body
   t.match(running, 'Launched “Weekly external perimeter”.', 'flash')
   t.match(running, /Weekly external perimeter<\/td>[\s\S]*?status-running">Running/, 'the scan runs')
   const searchOperator = await operator.post('/vm/saved-searches', { _csrf: await operator.csrf(), name: 'Mine', query: 'severity:high' })
   t.equal(searchOperator.statusCode, 403, 'VM Scan Operator may not create saved searches')
-  t.match(searchOperator.body, 'may not create saved searches')
-  t.equal((await operator.post('/vm/scans', { _csrf: await operator.csrf(), name: 'x', target: 'y' })).statusCode, 403)
-  t.equal((await operator.post('/vm/dashboards', { _csrf: await operator.csrf(), name: 'x' })).statusCode, 403)
+  t.match(searchOperator.body, 'may not create saved searches', 'the answer to POST /vm/saved-searches shows \'may not create saved searches\'')
+  t.equal((await operator.post('/vm/scans', { _csrf: await operator.csrf(), name: 'x', target: 'y' })).statusCode, 403, 'POST /vm/scans answers 403')
+  t.equal((await operator.post('/vm/dashboards', { _csrf: await operator.csrf(), name: 'x' })).statusCode, 403, 'POST /vm/dashboards answers 403')
 
   const standard = browsers.get(32)!
   const created = await standard.post('/vm/saved-searches', { _csrf: await standard.csrf(), name: 'Internet-facing criticals', query: 'severity:critical AND tag:dmz' })
   t.equal(created.statusCode, 303, 'VM Standard creates a saved search')
   const withSearch = (await standard.get('/vm')).body
-  t.match(withSearch, /<strong>Internet-facing criticals<\/strong> <code>severity:critical AND tag:dmz<\/code> <span class="muted">· Dana Whitfield<\/span>/)
+  t.match(withSearch, /<strong>Internet-facing criticals<\/strong> <code>severity:critical AND tag:dmz<\/code> <span class="muted">· Dana Whitfield<\/span>/, 'withSearch matches /<strong>Internet-facing criticals<\\/strong> <code…/')
   const invalid = await standard.post('/vm/saved-searches', { _csrf: await standard.csrf(), name: '', query: 'x' })
   t.equal(invalid.statusCode, 422, 'a saved search needs a name')
-  t.match(invalid.body, 'Give the saved search a name')
+  t.match(invalid.body, 'Give the saved search a name', 'the answer to POST /vm/saved-searches shows \'Give the saved search a name\'')
   t.equal((await standard.post('/was/scans', { _csrf: await standard.csrf(), name: 'Shop', target: 'https://shop.example' })).statusCode, 303, 'creates a scan')
-  t.match((await standard.get('/was')).body, /Shop<\/td>\s*<td>Dana Whitfield/)
+  t.match((await standard.get('/was')).body, /Shop<\/td>\s*<td>Dana Whitfield/, 'the answer to GET /was shows /Shop<\\/td>\\s*<td>Dana Whitfield/')
   t.equal((await standard.get(`/vm/scans/${priyaScan}/edit`)).statusCode, 403, 'VM Standard may not edit another user’s scan')
-  t.equal((await standard.post(`/vm/scans/${priyaScan}`, { _csrf: await standard.csrf(), name: 'Renamed' })).statusCode, 403)
+  t.equal((await standard.post(`/vm/scans/${priyaScan}`, { _csrf: await standard.csrf(), name: 'Renamed' })).statusCode, 403, `POST /vm/scans/${priyaScan} answers 403`)
   const own = scanIds((await standard.get('/vm')).body).get('Dana’s branch office scan')!
   t.equal((await standard.get(`/vm/scans/${own}/edit`)).statusCode, 200, 'but edits their own')
-  t.equal((await standard.post(`/vm/scans/${own}`, { _csrf: await standard.csrf(), name: 'Branch office (weekly)' })).statusCode, 303)
+  t.equal((await standard.post(`/vm/scans/${own}`, { _csrf: await standard.csrf(), name: 'Branch office (weekly)' })).statusCode, 303, `POST /vm/scans/${own} answers 303`)
 
   const manager = browsers.get(40)!
   t.equal((await manager.post(`/vm/scans/${priyaScan}`, { _csrf: await manager.csrf(), name: 'Perimeter (weekly)' })).statusCode, 303, 'VM Scan Manager edits everyone’s scans')
-  t.match((await manager.get('/vm')).body, 'Perimeter (weekly)')
+  t.match((await manager.get('/vm')).body, 'Perimeter (weekly)', 'the answer to GET /vm shows \'Perimeter (weekly)\'')
   const settingsManager = await manager.get('/settings')
   t.equal(settingsManager.statusCode, 403, 'only Administrators see settings')
-  t.match(settingsManager.body, 'Your role (VM Scan Manager) may not see the instance’s settings.')
+  t.match(settingsManager.body, 'Your role (VM Scan Manager) may not see the instance’s settings.', 'the answer to GET /settings shows \'Your role (VM Scan Manager) may not see the instan…\'')
   const settings = await admin.get('/settings')
   t.equal(settings.statusCode, 200, 'Administrator sees settings')
-  t.match(settings.body, '<dt>Trusted portal (iss)</dt><dd>http://portal.test</dd>')
+  t.match(settings.body, '<dt>Trusted portal (iss)</dt><dd>http://portal.test</dd>', 'the answer to GET /settings shows \'<dt>Trusted portal (iss)</dt><dd>http://portal.test</dd>\'')
 
   t.test('CSRF and same-origin checks on the instance’s own forms', async (t) => {
     const csrf = await operator.csrf()
@@ -397,10 +397,10 @@ t.test('user transfer applies the deletion table', async (t) => {
   const app = build()
   t.teardown(() => app.close())
   const dana = await signIn(app)
-  t.equal((await dana.post('/vm/saved-searches', { _csrf: await dana.csrf(), name: 'Temporary', query: 'port:3389' })).statusCode, 303)
+  t.equal((await dana.post('/vm/saved-searches', { _csrf: await dana.csrf(), name: 'Temporary', query: 'port:3389' })).statusCode, 303, 'POST /vm/saved-searches answers 303')
 
   const res = await postTransfer(app, await sign(transferClaims()))
-  t.equal(res.statusCode, 200)
+  t.equal(res.statusCode, 200, 'postTransfer(…) answers 200')
   t.same(res.json(), { migrated: 7, deleted: 8, retained: 7 }, 'scans, results and templates move; dashboards, saved searches and user target groups go; the rest stays')
   t.equal((await dana.get('/vm')).statusCode, 401, 'the deleted user’s sessions end')
 
@@ -440,7 +440,7 @@ t.test('user transfer refusals are JSON', async (t) => {
   t.teardown(() => app.close())
   const iat = now()
   const used = await sign(transferClaims())
-  t.equal((await postTransfer(app, used)).statusCode, 200)
+  t.equal((await postTransfer(app, used)).statusCode, 200, 'postTransfer(…) answers 200')
   const cases: Array<{ name: string; message: unknown; status: number; error: string; reason?: RegExp }> = [
     { name: 'replayed', message: used, status: 401, error: 'replayed', reason: /already been used/ },
     { name: 'no message', message: undefined, status: 400, error: 'missing_assertion' },
@@ -463,19 +463,19 @@ t.test('user transfer refusals are JSON', async (t) => {
     t.equal(res.statusCode, c.status, `${c.name}: HTTP ${c.status}`)
     t.match(res.headers['content-type'], /application\/json/, `${c.name}: JSON`)
     t.equal(res.json().error, c.error, `${c.name}: ${c.error}`)
-    t.type(res.json().message, 'string')
+    t.type(res.json().message, 'string', 'res.json().message is a \'string\'')
     if (c.reason) t.match(res.json().message, c.reason, `${c.name}: reason`)
   }
   const notJson = await app.inject({ method: 'POST', url: '/mssp/user-transfer', headers: { 'content-type': 'application/json' }, payload: '{nope' })
   t.equal(notJson.statusCode, 400, 'malformed JSON')
-  t.match(notJson.headers['content-type'], /application\/json/)
+  t.match(notJson.headers['content-type'], /application\/json/, 'notJson.headers[\'content-type\'] matches /application\\/json/')
 })
 
 t.test('security headers on the instance’s pages', async (t) => {
   const app = build({ origin: 'https://instance.test' })
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'POST', url: '/mssp/sso', headers: FORM, payload: new URLSearchParams({ assertion: await sign(signInClaims({ aud: 'https://instance.test' })) }).toString() })
-  t.equal(res.statusCode, 303)
+  t.equal(res.statusCode, 303, 'POST /mssp/sso answers 303')
   t.match(header(res, 'set-cookie'), /; Secure$/, 'Secure cookie over https')
   const cookie = header(res, 'set-cookie').split(';')[0]
   const pages: Array<[string, LightMyRequestResponse]> = [
@@ -491,14 +491,14 @@ t.test('security headers on the instance’s pages', async (t) => {
     t.notMatch(csp, /unsafe-inline|unsafe-eval/, `${name}: nothing unsafe`)
     t.match(csp, "frame-ancestors 'none'", `${name}: never framed`)
     t.match(csp, "form-action 'self' http://portal.test", `${name}: forms to the instance, Leave User’s redirect to the portal`)
-    t.equal(header(page, 'x-frame-options'), 'DENY')
-    t.equal(header(page, 'x-content-type-options'), 'nosniff')
-    t.equal(header(page, 'referrer-policy'), 'no-referrer')
-    t.equal(header(page, 'cache-control'), 'no-store')
-    t.match(header(page, 'strict-transport-security'), /max-age=\d+/)
+    t.equal(header(page, 'x-frame-options'), 'DENY', 'header(page, \'x-frame-options\') is \'DENY\'')
+    t.equal(header(page, 'x-content-type-options'), 'nosniff', 'header(page, \'x-content-type-options\') is \'nosniff\'')
+    t.equal(header(page, 'referrer-policy'), 'no-referrer', 'header(page, \'referrer-policy\') is \'no-referrer\'')
+    t.equal(header(page, 'cache-control'), 'no-store', 'header(page, \'cache-control\') is \'no-store\'')
+    t.match(header(page, 'strict-transport-security'), /max-age=\d+/, 'header(page, \'strict-transport-security\') matches /max-age=\\d+/')
     t.notMatch(page.body, /<script|\son[a-z]+=|style="/i, `${name}: no script, handler or inline style`)
   }
-  t.equal(pages[3][1].statusCode, 404)
+  t.equal(pages[3][1].statusCode, 404, 'pages[3][1] answers 404')
 })
 
 t.test('mounted under /demo-instance as a plugin of another server', async (t) => {
@@ -517,40 +517,40 @@ t.test('mounted under /demo-instance as a plugin of another server', async (t) =
 
   const base = '/demo-instance'
   const b = await signIn(host, {}, base)
-  t.equal(b.res.headers.location, '/demo-instance/vm')
+  t.equal(b.res.headers.location, '/demo-instance/vm', 'b.res redirects to \'/demo-instance/vm\'')
   t.match(header(b.res, 'set-cookie'), /; Path=\/demo-instance; HttpOnly; SameSite=Lax$/, 'cookie scoped to the instance’s path')
   const body = (await b.get('/demo-instance/vm')).body
   const urls = [...body.matchAll(/(?:href|src|action)="([^"]+)"/g)].map((m) => m[1])
   const own = urls.filter((u) => u.startsWith('/'))
-  t.ok(own.length > 10)
+  t.ok(own.length > 10, 'own.length > 10')
   t.same(own.filter((u) => !u.startsWith('/demo-instance/') && u !== '#main'), [], 'every link, image and form action carries the base path')
-  t.ok(urls.includes('/demo-instance/mssp/leave'))
-  t.ok(urls.includes('/demo-instance/static/demo-instance.css'))
-  t.equal((await host.inject({ url: '/demo-instance/static/demo-instance.css' })).statusCode, 200)
+  t.ok(urls.includes('/demo-instance/mssp/leave'), 'urls.includes(\'/demo-instance/mssp/leave\')')
+  t.ok(urls.includes('/demo-instance/static/demo-instance.css'), 'includes(…)')
+  t.equal((await host.inject({ url: '/demo-instance/static/demo-instance.css' })).statusCode, 200, 'GET /demo-instance/static/demo-instance.css answers 200')
   const csrf = /name="_csrf" value="([^"]+)"/.exec(body)![1]
   const ids = scanIds(body)
   const launch = await b.post(`/demo-instance/vm/scans/${ids.get('Weekly external perimeter')}/launch`, { _csrf: csrf })
-  t.equal(launch.statusCode, 303)
-  t.equal(launch.headers.location, '/demo-instance/vm')
-  t.equal((await b.get('/demo-instance')).headers.location, '/demo-instance/vm')
+  t.equal(launch.statusCode, 303, `POST /demo-instance/vm/scans/${ids.get('Weekly external perimeter')}/launch answers 303`)
+  t.equal(launch.headers.location, '/demo-instance/vm', `POST /demo-instance/vm/scans/${ids.get('Weekly external perimeter')}/launch redirects to '/demo-instance/vm'`)
+  t.equal((await b.get('/demo-instance')).headers.location, '/demo-instance/vm', 'GET /demo-instance redirects to \'/demo-instance/vm\'')
   const leave = await b.post('/demo-instance/mssp/leave', { _csrf: csrf })
-  t.equal(leave.headers.location, RETURN_URL)
-  t.match(header(leave, 'set-cookie'), /Path=\/demo-instance;/)
+  t.equal(leave.headers.location, RETURN_URL, `POST /demo-instance/mssp/leave redirects to ${RETURN_URL}`)
+  t.match(header(leave, 'set-cookie'), /Path=\/demo-instance;/, 'header(leave, \'set-cookie\') matches /Path=\\/demo-instance;/')
   t.equal((await postTransfer(host, await sign(transferClaims({ sub: crypto.randomUUID() })), base)).statusCode, 200, 'user transfer under the base path')
   const refusal = await postAssertion(host, 'x', base)
   t.equal(refusal.statusCode, 400, 'the instance’s own refusal page, not the host’s')
-  t.match(refusal.body, 'Single sign-on refused')
+  t.match(refusal.body, 'Single sign-on refused', 'postAssertion(…) shows \'Single sign-on refused\'')
   t.equal((await host.inject({ url: '/' })).body, 'host', 'the host’s own routes are untouched')
-  t.equal((await host.inject({ url: '/demo-instance/nope' })).statusCode, 404)
-  t.match((await host.inject({ url: '/demo-instance/nope' })).body, 'This instance has no such page.')
+  t.equal((await host.inject({ url: '/demo-instance/nope' })).statusCode, 404, 'GET /demo-instance/nope answers 404')
+  t.match((await host.inject({ url: '/demo-instance/nope' })).body, 'This instance has no such page.', 'the answer to GET /demo-instance/nope shows \'This instance has no such page.\'')
   t.notOk((await host.inject({ url: '/' })).headers['content-security-policy'], 'the instance’s headers stay inside it')
 
   t.test('standalone with a base path', async (t) => {
     const app = build({ basePath: '/demo-instance' })
     t.teardown(() => app.close())
     const b = await signIn(app, { interface: 'cs' }, base)
-    t.equal(b.res.headers.location, '/demo-instance/cs')
-    t.equal((await b.get('/demo-instance/cs')).statusCode, 200)
+    t.equal(b.res.headers.location, '/demo-instance/cs', 'b.res redirects to \'/demo-instance/cs\'')
+    t.equal((await b.get('/demo-instance/cs')).statusCode, 200, 'GET /demo-instance/cs answers 200')
     t.equal((await app.inject({ method: 'POST', url: '/mssp/sso', headers: FORM, payload: 'assertion=x' })).statusCode, 404, 'nothing outside the base path')
   })
 
@@ -558,9 +558,9 @@ t.test('mounted under /demo-instance as a plugin of another server', async (t) =
     const wrong = Fastify()
     t.teardown(() => wrong.close().catch(() => {}))
     wrong.register(demoInstancePlugin({ portalUrl: PORTAL, jwks: JWKS, origin: ORIGIN, basePath: '/demo-instance' }), { prefix: '/elsewhere' })
-    await t.rejects(async () => { await wrong.ready() }, /registered with prefix '\/elsewhere' but basePath is '\/demo-instance'/)
-    t.throws(() => build({ basePath: '/demo-instance/' }), /basePath must be/)
-    t.throws(() => build({ origin: 'http://instance.test/path' }), /origin must be/)
+    await t.rejects(async () => { await wrong.ready() }, /registered with prefix '\/elsewhere' but basePath is '\/demo-instance'/, 'rejects')
+    t.throws(() => build({ basePath: '/demo-instance/' }), /basePath must be/, 'throws /basePath must be/')
+    t.throws(() => build({ origin: 'http://instance.test/path' }), /origin must be/, 'throws /origin must be/')
   })
 })
 
@@ -590,5 +590,5 @@ t.test('keys from the portal’s JWKS URL, with rotation', async (t) => {
   t.teardown(() => lonely.close())
   const unreachable = await postAssertion(lonely, await sign(signInClaims({ iss: deadUrl, return_url: `${deadUrl}/accounts` })))
   t.equal(unreachable.statusCode, 503, 'the portal’s keys cannot be fetched')
-  t.match(unreachable.body, 'could not get the portal’s public keys')
+  t.match(unreachable.body, 'could not get the portal’s public keys', 'postAssertion(…) shows \'could not get the portal’s public keys\'')
 })

@@ -74,7 +74,7 @@ for (const dialect of dialects) {
       t.equal(page.statusCode, 400, 'a page')
       const api = await app.inject({ url: '/api/session', headers: { ...c.headers(), ...as } })
       t.equal(api.statusCode, 400, 'the API with a cookie')
-      t.match(api.json().message, /API keys/)
+      t.match(api.json().message, /API keys/, 'api.json().message matches /API keys/')
       const me = await app.inject({ url: '/api/session', headers: c.headers() })
       t.equal(me.json().username, admin.username, 'without the header the cookie is still the Administrator')
       const anonymous = await app.inject({ method: 'POST', url: '/login', headers: as, payload: { username: basic.username, password: 'x' } })
@@ -86,7 +86,7 @@ for (const dialect of dialects) {
       const { header } = await keysFor(app, admin)
       const as = { 'x-apikeys': header, 'x-impersonate': `username=${basic.username}` }
       const api = await app.inject({ url: '/api/session', headers: as })
-      t.equal(api.statusCode, 200)
+      t.equal(api.statusCode, 200, 'GET /api/session answers 200')
       t.equal(api.json().username, basic.username, 'the API acts as the user')
       const page = await app.inject({ url: '/accounts', headers: as })
       t.equal(page.statusCode, 400, 'a page refuses it')
@@ -99,21 +99,21 @@ for (const dialect of dialects) {
       await upsertTwoFactor(app.db, admin.id, { sms_phone: '+15551234567' })
       const c = new Client(app)
       const signIn = await c.signIn(admin.username)
-      t.match(signIn.headers.location, /^\/login\/verify/)
+      t.match(signIn.headers.location, /^\/login\/verify/, 'signing in redirects to /^\\/login\\/verify/')
       await c.get('/login/verify')
       const sms = await app.db.selectFrom('outbox').selectAll().where('kind', '=', 'sms').orderBy('created_at', 'desc').executeTakeFirstOrThrow()
       const code = /code is (\d{6})/.exec(sms.body)![1]!
       const as = { 'x-impersonate': `username=${basic.username}` }
       const wrong = await c.post('/login/verify', { code: '000000' }, as)
-      t.equal(wrong.statusCode, 400)
+      t.equal(wrong.statusCode, 400, 'POST /login/verify answers 400')
       const right = await c.post('/login/verify', { code }, as)
-      t.equal(right.statusCode, 400)
+      t.equal(right.statusCode, 400, 'POST /login/verify answers 400')
       const bob = await app.db.selectFrom('users').selectAll().where('id', '=', basic.id).executeTakeFirstOrThrow()
       t.equal(bob.failed_login_count, 0, 'no failure counted against the other user')
       t.equal(Number((await app.db.selectFrom('sessions').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', basic.id).executeTakeFirstOrThrow()).n), 0, 'no session for the other user')
       const done = await c.post('/login/verify', { code })
       t.equal(done.statusCode, 303, 'without the header the code signs the Administrator in')
-      t.equal((await app.inject({ url: '/api/session', headers: c.headers() })).json().username, admin.username)
+      t.equal((await app.inject({ url: '/api/session', headers: c.headers() })).json().username, admin.username, `username is ${admin.username}`)
     })
 
     // ---- item 6: API-key failures and the API's one rate limit ------------------------
@@ -125,13 +125,13 @@ for (const dialect of dialects) {
       for (let i = 0; i < API_KEY_FAILURES_PER_MINUTE; i++) {
         // From a different address each time: the access key's own count refuses.
         const res = await app.inject({ url: '/api/session', headers: { 'x-apikeys': wrongSecret }, remoteAddress: `10.1.0.${i + 1}` })
-        t.equal(res.statusCode, 401)
+        t.equal(res.statusCode, 401, 'GET /api/session answers 401')
       }
       const refused = await app.inject({ url: '/api/session', headers: { 'x-apikeys': header }, remoteAddress: '10.1.1.1' })
       t.equal(refused.statusCode, 429, 'even the right secret waits')
       t.ok(Number(refused.headers['retry-after']) > 0 && Number(refused.headers['retry-after']) <= 60, 'with Retry-After')
-      t.match(refused.json(), { statusCode: 429, error: 'Too Many Requests' })
-      t.notMatch(JSON.stringify(refused.json()), secretKey)
+      t.match(refused.json(), { statusCode: 429, error: 'Too Many Requests' }, 'refused.json() matches { statusCode: 429, error: \'Too Many Requests\' }')
+      t.notMatch(JSON.stringify(refused.json()), secretKey, `JSON.stringify(refused.json()) does not match ${secretKey}`)
       const other = await createUser(app, { role: 16 })
       const otherKeys = await keysFor(app, other)
       t.equal((await app.inject({ url: '/api/session', headers: { 'x-apikeys': otherKeys.header }, remoteAddress: '10.1.1.1' })).statusCode, 200, 'other keys are untouched')
@@ -142,11 +142,11 @@ for (const dialect of dialects) {
       const { header } = await keysFor(app, admin)
       for (let i = 0; i < API_KEY_FAILURES_PER_MINUTE; i++) {
         const res = await app.inject({ url: i % 2 ? '/api/session' : '/session', headers: { 'x-apikeys': i % 3 ? randomKeys() : 'garbage' }, remoteAddress: '10.2.0.1' })
-        t.equal(res.statusCode, 401)
+        t.equal(res.statusCode, 401, `attempt ${i + 1}: refused with 401`)
       }
       const refused = await app.inject({ url: '/api/session', headers: { 'x-apikeys': header }, remoteAddress: '10.2.0.1' })
       t.equal(refused.statusCode, 429, 'that address waits')
-      t.ok(Number(refused.headers['retry-after']) > 0)
+      t.ok(Number(refused.headers['retry-after']) > 0, 'Number(refused.headers[\'retry-after\']) > 0')
       t.equal((await app.inject({ url: '/api/session', headers: { 'x-apikeys': header }, remoteAddress: '10.2.0.2' })).statusCode, 200, 'another address is served')
     })
 
@@ -189,9 +189,9 @@ for (const dialect of dialects) {
       const { app } = await setup(t)
       const page = await answerBeforeBody(app, '/accounts/import/confirm', { 'content-type': 'application/x-www-form-urlencoded' }, 30 * 1024 * 1024)
       t.equal(page.status, 303, 'the page sends the visitor to sign in')
-      t.match(page.location, /^\/login/)
+      t.match(page.location, /^\/login/, 'page.location matches /^\\/login/')
       const upload = await answerBeforeBody(app, '/accounts/import', { 'content-type': 'multipart/form-data; boundary=x' }, 30 * 1024 * 1024)
-      t.equal(upload.status, 303)
+      t.equal(upload.status, 303, 'answerBeforeBody(…) answers 303')
       const api = await answerBeforeBody(app, '/api/users', { 'content-type': 'application/json', 'x-apikeys': randomKeys() }, 30 * 1024 * 1024)
       t.equal(api.status, 401, 'bad keys on the API')
     })
@@ -202,7 +202,7 @@ for (const dialect of dialects) {
       await c.signIn(admin.username)
       await c.get('/logos')
       const big = await answerBeforeBody(app, '/logos', { cookie: c.cookie, 'content-type': 'multipart/form-data; boundary=x' }, 30 * 1024 * 1024)
-      t.equal(big.status, 413)
+      t.equal(big.status, 413, 'answerBeforeBody(…) answers 413')
     })
 
     t.test(`the import is rate-limited: ${IMPORT_RATE_LIMIT_PER_MINUTE} confirmations a minute`, async (t) => {
@@ -247,10 +247,10 @@ for (const dialect of dialects) {
       }
       const json = await app.inject({ method: 'POST', url: '/api/users', payload: '{"a":', headers: { 'x-apikeys': header, 'content-type': 'application/json' } })
       t.equal(json.statusCode, 400, 'invalid JSON')
-      t.match(json.json(), { statusCode: 400, error: 'Bad Request' })
+      t.match(json.json(), { statusCode: 400, error: 'Bad Request' }, 'json.json() matches { statusCode: 400, error: \'Bad Request\' }')
       const type = await app.inject({ method: 'POST', url: '/api/users', payload: '<x/>', headers: { 'x-apikeys': header, 'content-type': 'application/xml' } })
       t.equal(type.statusCode, 415, 'an unsupported type')
-      t.match(type.json(), { statusCode: 415 })
+      t.match(type.json(), { statusCode: 415 }, 'type.json() matches { statusCode: 415 }')
       const page = await app.inject({ method: 'POST', url: '/login', payload: good.payload, headers: { 'content-type': 'multipart/form-data; boundary=nope' } })
       t.match(page.headers['content-type'], /text\/html/, 'pages answer with the error page')
     })
@@ -264,7 +264,7 @@ for (const dialect of dialects) {
       await anonymous.get('/login')
       const login = await anonymous.post('/login', { username: 'ada\u0000@example.com', password: 'x' })
       t.equal(login.statusCode, 400, 'anonymous /login')
-      t.match(login.body, 'username')
+      t.match(login.body, 'username', 'the answer to POST /login shows \'username\'')
       await anonymous.get('/forgot-password')
       t.equal((await anonymous.post('/forgot-password', { username: 'a\u0000b@example.com' })).statusCode, 400, 'anonymous /forgot-password')
 
@@ -272,17 +272,17 @@ for (const dialect of dialects) {
       await c.signIn(admin.username)
       const search = await c.get('/accounts?q=%00')
       t.equal(search.statusCode, 400, 'a query string')
-      t.match(search.body, '“q”')
+      t.match(search.body, '“q”', 'the answer to GET /accounts?q=%00 shows \'“q”\'')
       t.equal((await c.get('/users/%00')).statusCode, 400, 'a path parameter')
 
       const before = await countUsers(app)
       for (const name of ['Nul\u0000Name', 'Lone \ud800 high', 'Lone \udc00 low']) {
         const res = await app.inject({ method: 'POST', url: '/api/users', headers: { 'x-apikeys': header }, payload: { username: 'new@example.com', password: 'Zebra-42-Cloud-Kite', permissions: 16, name } })
         t.equal(res.statusCode, 400, JSON.stringify(name))
-        t.match(res.json(), { statusCode: 400, error: 'Bad Request', errors: [{ path: '/name' }] })
+        t.match(res.json(), { statusCode: 400, error: 'Bad Request', errors: [{ path: '/name' }] }, 'res.json() matches the expected fields')
       }
       const nested = await app.inject({ method: 'PUT', url: `/api/users/${admin.id}`, headers: { 'x-apikeys': header }, payload: { name: 'ok', extra: { deep: ['fine', 'bad\u0000'] } } })
-      t.match(nested.json(), { statusCode: 400, errors: [{ path: '/extra/deep/1' }] })
+      t.match(nested.json(), { statusCode: 400, errors: [{ path: '/extra/deep/1' }] }, 'nested.json() matches { statusCode: 400, errors: [{ path: \'/extra/deep/1\' }] }')
       t.equal((await app.inject({ url: '/api/mssp/accounts?wildcard_text=%00', headers: { 'x-apikeys': header } })).statusCode, 400, 'an API query')
       t.equal(await countUsers(app), before, 'nothing was created')
       const pair = await app.inject({ method: 'PUT', url: `/api/users/${admin.id}`, headers: { 'x-apikeys': header }, payload: { name: 'Ada 😀' } })
@@ -308,7 +308,7 @@ t.test('an unreadable multipart body is not logged as an error', async (t) => {
   })
   const { header } = await keysFor(app, await createUser(app, { role: 64 }))
   const res: LightMyRequestResponse = await app.inject({ method: 'POST', url: '/api/mssp/logos', payload: '--b\r\nnonsense', headers: { 'x-apikeys': header, 'content-type': 'multipart/form-data; boundary=b' } })
-  t.equal(res.statusCode, 400)
+  t.equal(res.statusCode, 400, 'POST /api/mssp/logos answers 400')
   const errors = lines.map((l) => JSON.parse(l) as { level: number; err?: { stack?: string } }).filter((l) => l.level >= 50 || l.err?.stack)
   t.same(errors, [], 'no error line, no stack')
 })

@@ -8,13 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { randomToken } from '../../src/lib/tokens.ts'
-import { Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName } from '../helper.ts'
+import { NEW_PASSWORD, Client, PASSWORD, createUser, dialects, lastMessageTo, type DialectName, type Tap } from '../helper.ts'
 
-const NEW_PASSWORD = 'Fresh-Meadow-77-Lantern'
 const WRONG_PASSWORD = 'Wrong-Guess-55-Pebble'
 
 /** The app with its real logger options at level info, writing into `lines`. */
-async function buildLoggedApp(t: { teardown(fn: () => unknown): void }, dialect: DialectName, lines: string[]): Promise<FastifyInstance> {
+async function buildLoggedApp(t: Tap, dialect: DialectName, lines: string[]): Promise<FastifyInstance> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-log-'))
   // On PostgreSQL a database of its own, apart from the schemas other test files migrate.
   let databaseUrl: string | undefined
@@ -71,31 +70,31 @@ for (const dialect of dialects) {
 
     // Sign in, then a wrong password from another browser.
     const client = new Client(app)
-    t.equal((await client.signIn(user.username)).statusCode, 303)
-    t.equal((await client.get('/accounts')).statusCode, 200)
+    t.equal((await client.signIn(user.username)).statusCode, 303, 'signing in answers 303')
+    t.equal((await client.get('/accounts')).statusCode, 200, 'GET /accounts answers 200')
     secrets['session cookie'] = cookieValue(client.cookie)
     secrets['CSRF token'] = client.csrf
-    t.equal((await new Client(app).signIn(user.username, WRONG_PASSWORD)).statusCode, 401)
+    t.equal((await new Client(app).signIn(user.username, WRONG_PASSWORD)).statusCode, 401, 'signing in answers 401')
 
     // Forgot password, then the reset with the mailed token.
     const forgot = new Client(app)
     await forgot.get('/forgot-password')
     secrets['anonymous cookie'] = cookieValue(forgot.cookie)
-    t.equal((await forgot.post('/forgot-password', { username: user.username })).statusCode, 200)
+    t.equal((await forgot.post('/forgot-password', { username: user.username })).statusCode, 200, 'POST /forgot-password answers 200')
     const mail = await lastMessageTo(app, user.username)
     const token = /reset-password\?token=([A-Za-z0-9_-]+)/.exec(mail?.body ?? '')?.[1] ?? ''
     t.ok(token, 'a reset token was mailed')
     secrets['reset token'] = token
     const reset = new Client(app)
-    t.equal((await reset.get(`/reset-password?token=${token}`)).statusCode, 200)
-    t.equal((await reset.post('/reset-password', { token, password: NEW_PASSWORD, confirm: NEW_PASSWORD })).statusCode, 303)
+    t.equal((await reset.get(`/reset-password?token=${token}`)).statusCode, 200, `GET /reset-password?token=${token} answers 200`)
+    t.equal((await reset.post('/reset-password', { token, password: NEW_PASSWORD, confirm: NEW_PASSWORD })).statusCode, 303, 'POST /reset-password answers 303')
 
     // Sign in with the new password and sign out.
     const again = new Client(app)
-    t.equal((await again.signIn(user.username, NEW_PASSWORD)).statusCode, 303)
+    t.equal((await again.signIn(user.username, NEW_PASSWORD)).statusCode, 303, 'signing in answers 303')
     await again.get('/accounts')
     secrets['second session cookie'] = cookieValue(again.cookie)
-    t.equal((await again.post('/logout')).statusCode, 303)
+    t.equal((await again.post('/logout')).statusCode, 303, 'POST /logout answers 303')
 
     const log = lines.join('\n')
     t.ok(lines.length > 10, `requests were logged (${lines.length} lines)`)

@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PNG } from 'pngjs'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { HTMX, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { crc32, decodePng } from '../../src/lib/png.ts'
 import { insertAccount } from '../../src/areas/accounts/repository.ts'
 import { PORTAL_CONTAINER_UUID, seedDemoLogos } from '../../src/areas/logos/service.ts'
@@ -78,8 +78,6 @@ function multipart(fields: Record<string, string>, file?: FilePart | null) {
   return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` }
 }
 
-const HTMX = { 'hx-request': 'true' }
-
 /** Posts a multipart form from the signed-in browser client (its cookie and CSRF token). */
 function postForm(client: Client, url: string, fields: Record<string, string>, file?: FilePart | null, headers: Record<string, string> = {}) {
   const { payload, contentType } = multipart({ _csrf: client.csrf, ...fields }, file)
@@ -102,11 +100,7 @@ async function signedIn(t: Test, dialect: (typeof dialects)[number], role = 64) 
   return { app, user, client }
 }
 
-async function apiKeysFor(client: Client): Promise<string> {
-  const res = await client.app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-  const keys = res.json() as { accessKey: string; secretKey: string }
-  return `accessKey=${keys.accessKey}; secretKey=${keys.secretKey}`
-}
+const apiKeysFor = async (client: Client): Promise<string> => (await client.apiKeys())['x-apikeys']
 
 function allLogos(app: FastifyInstance) {
   return app.db.selectFrom('logos').selectAll().orderBy('id').execute()

@@ -3,10 +3,9 @@
 // Keys tab, and who may reach it. Two-factor routes are covered in two-factor.test.ts.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { BASIC, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 
 const NEW_PASSWORD = 'Lantern-Quartz-93-Ribbon!'
-const BASIC = 16
 
 async function userRow(app: FastifyInstance, id: number) {
   return app.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow()

@@ -2,20 +2,11 @@
 // and a message's reset link or code is cleared from it once that secret expires.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { type Tap, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { advanceClock, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { buildApp } from '../../src/app.ts'
 import { EXPIRED_BODY, latestMessages } from '../../src/areas/outbox/service.ts'
 
 const HOUR = 3_600_000
-
-/** From now on the process's clock reads `ms` later (every time the portal keeps is its own). */
-function advanceClock(t: Tap, ms: number): void {
-  const realNow = Date.now
-  Date.now = () => realNow.call(Date) + ms
-  t.teardown(() => {
-    Date.now = realNow
-  })
-}
 
 async function requestReset(app: FastifyInstance, username: string) {
   const client = new Client(app)
@@ -42,10 +33,10 @@ for (const dialect of dialects) {
     const other = await createUser(app, { role: 16 })
     await requestReset(app, other.username)
     const [first, second] = await outboxRows(app)
-    t.equal(first!.recipient, user.username)
+    t.equal(first!.recipient, user.username, 'the first message is the first user\'s')
     t.equal(first!.body, EXPIRED_BODY, 'the expired link is gone from the outbox')
-    t.notMatch(first!.body, 'reset-password')
-    t.equal(first!.expires_at, null)
+    t.notMatch(first!.body, 'reset-password', 'no reset link left in it')
+    t.equal(first!.expires_at, null, 'and no expiry left to clear')
     t.equal(first!.subject, 'Reset your MSSP Portal password', 'the subject stays: it holds no secret')
     t.match(second!.body, /\/reset-password\?token=/, 'the fresh link is kept until it expires')
   })
@@ -57,9 +48,9 @@ for (const dialect of dialects) {
     await client.signIn(user.username)
     await client.get('/my-account')
     const res = await client.post('/my-account/two-factor/phone', { phone: '+1 (555) 123-4567', current_password: PASSWORD })
-    t.equal(res.statusCode, 200)
+    t.equal(res.statusCode, 200, 'the phone is set (a code is sent)')
     const sms = await app.db.selectFrom('outbox').selectAll().where('kind', '=', 'sms').executeTakeFirstOrThrow()
-    t.match(sms.body, /code is \d{6}/)
+    t.match(sms.body, /code is \d{6}/, 'the text holds the code while it works')
     const code = await app.db.selectFrom('one_time_codes').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow()
     t.equal(Number(sms.expires_at), Number(code.expires_at), "the text expires with the code's own expiry")
     t.match((await latestMessages(app.db)).find((m) => m.kind === 'sms')!.body, /code is \d{6}/, 'shown while it works')
@@ -80,5 +71,5 @@ t.test('sqlite: a portal starting up clears what expired while it was stopped', 
   const again = await buildApp(app.config)
   t.teardown(() => again.close())
   const [mail] = await outboxRows(again)
-  t.equal(mail!.body, EXPIRED_BODY)
+  t.equal(mail!.body, EXPIRED_BODY, 'the expired link is cleared at start-up')
 })

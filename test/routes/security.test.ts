@@ -1,10 +1,7 @@
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
+import { BASIC, ADMINISTRATOR, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { findUserById } from '../../src/areas/auth/repository.ts'
-
-const BASIC = 16
-const ADMINISTRATOR = 64
 
 function header(res: LightMyRequestResponse, name: string): string {
   const value = res.headers[name]
@@ -29,7 +26,7 @@ for (const dialect of dialects) {
       const login = await client.get('/login')
       await client.signIn(user.username)
       const accounts = await client.get('/accounts')
-      t.equal(accounts.statusCode, 200)
+      t.equal(accounts.statusCode, 200, 'GET /accounts answers 200')
       for (const [name, res] of [['Log in', login], ['Accounts', accounts]] as const) {
         const csp = header(res, 'content-security-policy')
         t.match(csp, "frame-ancestors 'none'", `${name}: may not be framed (clickjacking)`)
@@ -42,7 +39,7 @@ for (const dialect of dialects) {
       }
       t.equal(header(accounts, 'cache-control'), 'no-store', 'signed-in pages are never cached')
       const help = await client.get('/help/getting-started')
-      t.equal(header(help, 'cache-control'), 'no-store')
+      t.equal(header(help, 'cache-control'), 'no-store', 'header(help, \'cache-control\') is \'no-store\'')
       t.notOk(login.headers['strict-transport-security'], 'no HSTS on a plain-HTTP base URL')
     })
 
@@ -52,11 +49,11 @@ for (const dialect of dialects) {
       const client = new Client(app)
       const res = await client.signIn(user.username)
       const cookie = header(res, 'set-cookie')
-      t.match(cookie, /mssp_session=/)
-      t.match(cookie, /;\s*Secure/i)
-      t.match(cookie, /;\s*HttpOnly/i)
-      t.match(cookie, /;\s*SameSite=Lax/i)
-      t.match(header(await client.get('/login'), 'strict-transport-security'), /max-age=\d{7,}/)
+      t.match(cookie, /mssp_session=/, 'cookie matches /mssp_session=/')
+      t.match(cookie, /;\s*Secure/i, 'cookie matches /;\\s*Secure/i')
+      t.match(cookie, /;\s*HttpOnly/i, 'cookie matches /;\\s*HttpOnly/i')
+      t.match(cookie, /;\s*SameSite=Lax/i, 'cookie matches /;\\s*SameSite=Lax/i')
+      t.match(header(await client.get('/login'), 'strict-transport-security'), /max-age=\d{7,}/, 'header(…) matches /max-age=\\d{7,}/')
     })
 
     t.test('the session cookie is HttpOnly and SameSite=Lax on http too', async (t) => {
@@ -64,8 +61,8 @@ for (const dialect of dialects) {
       const user = await createUser(app)
       const res = await new Client(app).signIn(user.username)
       const cookie = header(res, 'set-cookie')
-      t.match(cookie, /;\s*HttpOnly/i)
-      t.match(cookie, /;\s*SameSite=Lax/i)
+      t.match(cookie, /;\s*HttpOnly/i, 'cookie matches /;\\s*HttpOnly/i')
+      t.match(cookie, /;\s*SameSite=Lax/i, 'cookie matches /;\\s*SameSite=Lax/i')
       t.notMatch(cookie, /;\s*Secure/i, 'not Secure on plain http (the browser would drop it)')
     })
 
@@ -75,17 +72,17 @@ for (const dialect of dialects) {
       const client = new Client(app)
       await client.signIn(user.username)
       const full = await client.get('/accounts')
-      t.match(full.body, /^<!doctype html>/i)
-      t.match(full.body, '<html')
+      t.match(full.body, /^<!doctype html>/i, 'the answer to GET /accounts shows /^<!doctype html>/i')
+      t.match(full.body, '<html', 'the answer to GET /accounts shows \'<html\'')
       t.match(full.body, '<header', 'with the navigation')
       t.match(full.body, /<table[\s\S]*Customer accounts/, 'and the table')
       const fragment = await client.get('/accounts', { 'hx-request': 'true' })
-      t.equal(fragment.statusCode, 200)
+      t.equal(fragment.statusCode, 200, 'GET /accounts answers 200')
       t.notMatch(fragment.body, /<html|<!doctype/i, 'no page around it')
       t.notMatch(fragment.body, '<header', 'no navigation')
       t.notMatch(fragment.body, '<h1>Accounts</h1>', 'no page heading')
       t.match(fragment.body, /<table[\s\S]*Customer accounts/, 'only the table')
-      t.ok(varyList(fragment).includes('hx-request'))
+      t.ok(varyList(fragment).includes('hx-request'), 'varyList(fragment).includes(\'hx-request\')')
       const boosted = await client.get('/accounts', { 'hx-request': 'true', 'hx-boosted': 'true' })
       t.match(boosted.body, '<html', 'a boosted link gets the full page')
     })
@@ -107,7 +104,7 @@ for (const dialect of dialects) {
       }
       t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 0, 'no session was started')
       const row = await findUserById(app.db, user.id)
-      t.equal(row!.last_login_at, null)
+      t.equal(row!.last_login_at, null, 'row.last_login_at is null')
       t.equal(row!.failed_login_count, 0, 'not even counted as an attempt')
       t.equal((await client.get('/accounts')).statusCode, 303, 'still signed out')
     })
@@ -121,7 +118,7 @@ for (const dialect of dialects) {
       await victim.get('/login')
       victim.csrf = attacker.csrf
       const res = await victim.post('/login', { username: user.username, password: PASSWORD })
-      t.equal(res.statusCode, 403)
+      t.equal(res.statusCode, 403, 'POST /login answers 403')
     })
 
     t.test('POST /logout without a CSRF token is refused and the session goes on', async (t) => {
@@ -131,12 +128,12 @@ for (const dialect of dialects) {
       await client.signIn(user.username)
       await client.get('/accounts')
       const res = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: client.cookie } })
-      t.equal(res.statusCode, 403)
+      t.equal(res.statusCode, 403, 'POST /logout answers 403')
       t.equal((await client.get('/accounts')).statusCode, 200, 'still signed in')
-      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 1)
+      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 1, 'the sessions rows\' count is 1')
       const viaHeader = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: client.cookie, 'x-csrf-token': client.csrf, 'hx-request': 'true' } })
       t.equal(viaHeader.statusCode, 204, 'htmx sends the token in a header')
-      t.equal(viaHeader.headers['hx-redirect'], '/login?m=signed-out')
+      t.equal(viaHeader.headers['hx-redirect'], '/login?m=signed-out', 'viaHeader.headers[\'hx-redirect\'] is \'/login?m=signed-out\'')
       t.equal((await client.get('/accounts')).statusCode, 303, 'signed out')
     })
 
@@ -144,10 +141,10 @@ for (const dialect of dialects) {
       const { app } = await buildTestApp(t, dialect)
       const user = await createUser(app)
       const anonymous = await new Client(app).get('/no-such-page')
-      t.equal(anonymous.statusCode, 404)
-      t.match(anonymous.body, '<html')
-      t.match(anonymous.body, 'Not Found')
-      t.match(anonymous.body, 'The page or object you asked for does not exist.')
+      t.equal(anonymous.statusCode, 404, 'GET /no-such-page answers 404')
+      t.match(anonymous.body, '<html', 'the answer to GET /no-such-page shows \'<html\'')
+      t.match(anonymous.body, 'Not Found', 'the answer to GET /no-such-page shows \'Not Found\'')
+      t.match(anonymous.body, 'The page or object you asked for does not exist.', 'the answer to GET /no-such-page shows \'The page or object you asked for does not exist.\'')
       t.match(anonymous.body, 'href="/login"', 'offers a way back')
       assertNoInternals(t, anonymous.body)
       t.match(header(anonymous, 'content-security-policy'), "frame-ancestors 'none'", 'error pages carry the headers too')
@@ -217,17 +214,17 @@ for (const dialect of dialects) {
       const basicClient = new Client(app)
       await basicClient.signIn(basic.username)
       const basicPage = await basicClient.get('/accounts')
-      t.equal(basicPage.statusCode, 200)
-      t.match(basicPage.body, 'href="/accounts"')
+      t.equal(basicPage.statusCode, 200, 'GET /accounts answers 200')
+      t.match(basicPage.body, 'href="/accounts"', 'the answer to GET /accounts shows \'href="/accounts"\'')
       t.notMatch(basicPage.body, 'href="/users"', 'no Users link for Basic')
       t.notMatch(basicPage.body, 'href="/logos"', 'no Logos link for Basic')
       t.match(basicPage.body, 'Basic', 'the role is shown in the user menu')
       const adminClient = new Client(app)
       await adminClient.signIn(admin.username)
       const adminPage = await adminClient.get('/accounts')
-      t.match(adminPage.body, 'href="/users"')
-      t.match(adminPage.body, 'href="/logos"')
-      t.match(adminPage.body, 'Administrator')
+      t.match(adminPage.body, 'href="/users"', 'the answer to GET /accounts shows \'href="/users"\'')
+      t.match(adminPage.body, 'href="/logos"', 'the answer to GET /accounts shows \'href="/logos"\'')
+      t.match(adminPage.body, 'Administrator', 'the answer to GET /accounts shows \'Administrator\'')
     })
 
     t.test('the Resource Center is served by the portal to signed-in users', async (t) => {
@@ -235,16 +232,16 @@ for (const dialect of dialects) {
       const user = await createUser(app)
       const signedOut = await new Client(app).get('/help/getting-started')
       t.equal(signedOut.statusCode, 303, 'signed out: to Log in')
-      t.equal(signedOut.headers.location, '/login?next=%2Fhelp%2Fgetting-started')
+      t.equal(signedOut.headers.location, '/login?next=%2Fhelp%2Fgetting-started', 'GET /help/getting-started redirects to \'/login?next=%2Fhelp%2Fgetting-started\'')
       const client = new Client(app)
       await client.signIn(user.username)
       const accounts = await client.get('/accounts')
-      t.match(accounts.body, 'Resource Center')
+      t.match(accounts.body, 'Resource Center', 'the answer to GET /accounts shows \'Resource Center\'')
       t.match(accounts.body, 'href="/help/getting-started"', 'linked from every page')
       const res = await client.get('/help/getting-started')
-      t.equal(res.statusCode, 200)
-      t.match(res.body, '<h1>Getting started</h1>')
-      t.match(res.body, 'Forgot Password')
+      t.equal(res.statusCode, 200, 'GET /help/getting-started answers 200')
+      t.match(res.body, '<h1>Getting started</h1>', 'the answer to GET /help/getting-started shows \'<h1>Getting started</h1>\'')
+      t.match(res.body, 'Forgot Password', 'the answer to GET /help/getting-started shows \'Forgot Password\'')
       t.notMatch(res.body, /https?:\/\/(?!portal\.test)/, 'no links off the portal (works offline)')
     })
   })

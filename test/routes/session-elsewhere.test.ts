@@ -10,7 +10,7 @@ async function signedIn(t: Test, role = 64) {
   const user = await createUser(app, { role })
   const client = new Client(app)
   await client.signIn(user.username)
-  t.equal((await client.get('/accounts')).statusCode, 200)
+  t.equal((await client.get('/accounts')).statusCode, 200, 'GET /accounts answers 200')
   t.equal((await client.get('/accounts')).statusCode, 200, 'a second page')
   const elsewhere = new SQLite(path.join(dataDir, 'portal.sqlite'))
   t.teardown(() => elsewhere.close())
@@ -21,14 +21,14 @@ t.test('a user disabled by another process is signed out on the next request', a
   const { user, client, elsewhere } = await signedIn(t)
   elsewhere.prepare('update users set enabled = 0 where id = ?').run(user.id)
   const res = await client.get('/accounts')
-  t.equal(res.statusCode, 303)
-  t.match(res.headers.location, /^\/login/)
+  t.equal(res.statusCode, 303, 'GET /accounts answers 303')
+  t.match(res.headers.location, /^\/login/, 'GET /accounts redirects to /^\\/login/')
 })
 
 t.test('a session deleted by another process ends on the next request', async (t) => {
   const { client, elsewhere } = await signedIn(t)
   elsewhere.prepare('delete from sessions').run()
-  t.equal((await client.get('/accounts')).statusCode, 303)
+  t.equal((await client.get('/accounts')).statusCode, 303, 'GET /accounts answers 303')
 })
 
 t.test('a role changed by another process applies on the next request', async (t) => {

@@ -34,7 +34,7 @@ for (const dialect of dialects) {
     const { app, dataDir } = await buildTestApp(t, dialect)
     const user = await createUser(app)
     const client = new Client(app)
-    t.equal((await client.signIn(user.username)).statusCode, 303)
+    t.equal((await client.signIn(user.username)).statusCode, 303, 'signing in answers 303')
     t.equal((await client.get('/accounts')).statusCode, 200, 'signed in')
     const stale = Date.now() - 90_000
     await app.db.updateTable('sessions').set({ last_seen_at: stale }).execute()

@@ -2,7 +2,7 @@
 // Resource Center links, their cache, and `mssp-portal domains`, on SQLite and PostgreSQL.
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { Client, buildTestApp, createUser, dialects, type DialectName } from '../helper.ts'
+import { HTMX, NON_ADMIN_ROLES, Client, buildTestApp, createUser, dialects, type DialectName } from '../helper.ts'
 import settingsRoutes from '../../src/areas/settings/routes.ts'
 import { domainsCommand } from '../../src/areas/settings/cli.ts'
 import * as settings from '../../src/areas/settings/service.ts'
@@ -11,8 +11,6 @@ import { resourceLinks as DEFAULT_LINKS } from '../../src/areas/resources/links.
 // Many sign-ins (argon2) on two databases: more than tap's default 30 s under a loaded run.
 t.setTimeout(240_000)
 
-const HTMX = { 'hx-request': 'true' }
-const NON_ADMIN_ROLES = [16, 24, 32, 40]
 
 /** Registers the Settings routes unless src/app.ts already does. */
 async function withSettings(app: FastifyInstance): Promise<void> {
@@ -141,9 +139,7 @@ for (const dialect of dialects) {
 
     t.test("an Administrator's API keys do not reach the pages", async (t) => {
       const { app, client } = await signedIn(t, dialect)
-      const res = await app.inject({ method: 'PUT', url: '/api/session/keys', headers: { ...client.headers(), 'x-csrf-token': client.csrf } })
-      const keys = res.json() as { accessKey: string; secretKey: string }
-      const headers = { 'x-apikeys': `accessKey=${keys.accessKey}; secretKey=${keys.secretKey}`, 'content-type': 'application/x-www-form-urlencoded' }
+      const headers = { ...(await client.apiKeys()), 'content-type': 'application/x-www-form-urlencoded' }
       const page = await app.inject({ method: 'GET', url: '/settings', headers })
       t.equal(page.statusCode, 401, 'API keys reach the API only')
       const add = await app.inject({ method: 'POST', url: '/settings/domains', headers, payload: 'domain=api.example' })

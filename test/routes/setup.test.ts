@@ -1,10 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
+import { ADMIN_PASSWORD, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { createSetupLink } from '../../src/areas/auth/service.ts'
 import { bootstrapFirstAdministrator } from '../../src/ops/bootstrap.ts'
 
-const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 const INVALID_LINK = 'This setup link is invalid, has expired or has been used already.'
 
 const FORM = {
@@ -49,7 +48,7 @@ for (const dialect of dialects) {
       t.ok(link?.startsWith('http://portal.test/setup?token='), `the link uses BASE_URL: ${link}`)
       t.ok(tokenOf(link!).length >= 40, 'a long random token')
       const codes = await app.db.selectFrom('one_time_codes').selectAll().execute()
-      t.equal(codes.length, 1)
+      t.equal(codes.length, 1, 'codes.length is 1')
       t.notOk(JSON.stringify(codes).includes(tokenOf(link!)), 'stored only hashed')
       await createUser(app)
       t.equal(await createSetupLink(app), null, 'none once a user exists')
@@ -59,50 +58,50 @@ for (const dialect of dialects) {
       const { app } = await buildTestApp(t, dialect)
       const link = await newSetupLink(app)
       const res = await new Client(app).get(link.replace('http://portal.test', ''))
-      t.equal(res.statusCode, 200)
-      for (const label of ['Full Name', 'Username', 'Email', 'Password', 'Verify Password', 'Create Administrator']) t.match(res.body, label)
+      t.equal(res.statusCode, 200, 'the setup link\'s page answers 200')
+      for (const label of ['Full Name', 'Username', 'Email', 'Password', 'Verify Password', 'Create Administrator']) t.match(res.body, label, `res shows ${label}`)
       t.equal(res.headers['referrer-policy'], 'no-referrer', 'the token does not leak as a referrer')
     })
 
     t.test('submitting creates an Administrator and approves the domain', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const { res } = await submitSetup(app, tokenOf(await newSetupLink(app)), { ...FORM, username: 'Ada@MSP.example' })
-      t.equal(res.statusCode, 303)
-      t.equal(res.headers.location, '/login?m=setup')
+      t.equal(res.statusCode, 303, 'submitSetup(…): res answers 303')
+      t.equal(res.headers.location, '/login?m=setup', 'submitSetup(…): res redirects to \'/login?m=setup\'')
       const users = await app.db.selectFrom('users').selectAll().execute()
-      t.equal(users.length, 1)
+      t.equal(users.length, 1, 'users.length is 1')
       t.equal(users[0]!.username, 'ada@msp.example', 'stored in lower case')
-      t.equal(users[0]!.name, 'Ada Lovelace')
-      t.equal(users[0]!.email, 'ada.lovelace@mail.example')
+      t.equal(users[0]!.name, 'Ada Lovelace', 'users[0].name is \'Ada Lovelace\'')
+      t.equal(users[0]!.email, 'ada.lovelace@mail.example', 'users[0].email is \'ada.lovelace@mail.example\'')
       t.equal(users[0]!.role, 64, 'an Administrator')
-      t.equal(users[0]!.enabled, 1)
-      t.notMatch(users[0]!.password_hash, ADMIN_PASSWORD)
+      t.equal(users[0]!.enabled, 1, 'users[0].enabled is 1')
+      t.notMatch(users[0]!.password_hash, ADMIN_PASSWORD, `users[0].password_hash does not match ${ADMIN_PASSWORD}`)
       const domains = await app.db.selectFrom('approved_domains').select('domain').execute()
-      t.same(domains.map((d) => d.domain), ['msp.example'])
+      t.same(domains.map((d) => d.domain), ['msp.example'], 'domains.map((d) => d.domain) is [\'msp.example\']')
       const login = await new Client(app).get('/login?m=setup')
-      t.match(login.body, 'The Administrator has been created.')
+      t.match(login.body, 'The Administrator has been created.', 'the answer to GET /login?m=setup shows \'The Administrator has been created.\'')
       const client = new Client(app)
       t.equal((await client.signIn('ada@msp.example', ADMIN_PASSWORD)).statusCode, 303, 'the new Administrator can sign in')
       const page = await client.get('/accounts')
       t.match(page.body, 'href="/users"', 'with the Administrator navigation')
       const events = await app.db.selectFrom('audit_events').selectAll().where('action', '=', 'setup.first_administrator').execute()
-      t.equal(events.length, 1)
-      t.equal(events[0]!.target_name, 'ada@msp.example')
+      t.equal(events.length, 1, 'events.length is 1')
+      t.equal(events[0]!.target_name, 'ada@msp.example', 'events[0].target_name is \'ada@msp.example\'')
     })
 
     t.test('the link works once', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const token = tokenOf(await newSetupLink(app))
-      t.equal((await submitSetup(app, token)).res.statusCode, 303)
+      t.equal((await submitSetup(app, token)).res.statusCode, 303, 'submitSetup(…) answers 303')
       const { page, res } = await submitSetup(app, token, { ...FORM, username: 'mallory@evil.example' })
-      t.equal(page.statusCode, 410)
-      t.match(page.body, INVALID_LINK)
+      t.equal(page.statusCode, 410, 'submitSetup(…): page answers 410')
+      t.match(page.body, INVALID_LINK, `submitSetup(…): page shows ${INVALID_LINK}`)
       t.notMatch(page.body, 'name="password"', 'no form')
-      t.equal(res.statusCode, 410)
-      t.match(res.body, INVALID_LINK)
+      t.equal(res.statusCode, 410, 'submitSetup(…): res answers 410')
+      t.match(res.body, INVALID_LINK, `submitSetup(…): res shows ${INVALID_LINK}`)
       const users = await app.db.selectFrom('users').select('username').execute()
       t.same(users.map((u) => u.username), ['ada@msp.example'], 'no second Administrator')
-      t.same((await app.db.selectFrom('approved_domains').select('domain').execute()).map((d) => d.domain), ['msp.example'])
+      t.same((await app.db.selectFrom('approved_domains').select('domain').execute()).map((d) => d.domain), ['msp.example'], 'the approved_domains rows is [\'msp.example\']')
     })
 
     t.test('a bad, missing or expired token gives 410', async (t) => {
@@ -113,11 +112,11 @@ for (const dialect of dialects) {
         t.equal(res.statusCode, 410, url)
         t.match(res.body, INVALID_LINK, url)
       }
-      t.equal((await submitSetup(app, 'nonsense')).res.statusCode, 410)
+      t.equal((await submitSetup(app, 'nonsense')).res.statusCode, 410, 'submitSetup(…) answers 410')
       await app.db.updateTable('one_time_codes').set({ expires_at: Date.now() - 1000 }).execute()
       const { page, res } = await submitSetup(app, token)
       t.equal(page.statusCode, 410, 'expired')
-      t.equal(res.statusCode, 410)
+      t.equal(res.statusCode, 410, 'submitSetup(…): res answers 410')
       t.same(await counts(app), { users: 0, domains: 0 }, 'nothing created')
     })
 
@@ -125,14 +124,14 @@ for (const dialect of dialects) {
       const { app } = await buildTestApp(t, dialect)
       const first = tokenOf(await newSetupLink(app))
       const second = tokenOf(await newSetupLink(app))
-      t.equal((await new Client(app).get(`/setup?token=${first}`)).statusCode, 410)
-      t.equal((await submitSetup(app, second)).res.statusCode, 303)
+      t.equal((await new Client(app).get(`/setup?token=${first}`)).statusCode, 410, `GET /setup?token=${first} answers 410`)
+      t.equal((await submitSetup(app, second)).res.statusCode, 303, 'submitSetup(…) answers 303')
     })
 
     t.test('a reset token is not a setup token, nor the other way round', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const token = tokenOf(await newSetupLink(app))
-      t.equal((await new Client(app).get(`/reset-password?token=${token}`)).statusCode, 410)
+      t.equal((await new Client(app).get(`/reset-password?token=${token}`)).statusCode, 410, `GET /reset-password?token=${token} answers 410`)
       t.equal((await submitSetup(app, token)).page.statusCode, 200, 'still valid for setup')
     })
 
@@ -166,7 +165,7 @@ for (const dialect of dialects) {
       const { res } = await submitSetup(app, token, { ...FORM, username: 'second@other.example' })
       t.ok(res.statusCode === 410 || res.statusCode === 422, `refused (${res.statusCode})`)
       const users = await app.db.selectFrom('users').select('username').execute()
-      t.same(users.map((u) => u.username), ['first@msp.example'])
+      t.same(users.map((u) => u.username), ['first@msp.example'], 'users.map((u) => u.username) is [\'first@msp.example\']')
       t.notOk(
         (await app.db.selectFrom('approved_domains').select('domain').execute()).some((d) => d.domain === 'other.example'),
         'the other domain is not approved',
@@ -177,8 +176,8 @@ for (const dialect of dialects) {
       const { app } = await buildTestApp(t, dialect)
       const token = tokenOf(await newSetupLink(app))
       const res = await app.inject({ method: 'POST', url: '/setup', payload: { token, ...FORM } })
-      t.equal(res.statusCode, 403)
-      t.same(await counts(app), { users: 0, domains: 0 })
+      t.equal(res.statusCode, 403, 'POST /setup answers 403')
+      t.same(await counts(app), { users: 0, domains: 0 }, 'counts(app) is { users: 0, domains: 0 }')
     })
 
     t.test('first start without MSSP_ADMIN_*: prints a working setup link', async (t) => {
@@ -201,10 +200,10 @@ for (const dialect of dialects) {
       t.same(lines, [], 'no setup link printed')
       t.equal((await app.db.selectFrom('one_time_codes').selectAll().execute()).length, 0, 'and none made')
       const users = await app.db.selectFrom('users').selectAll().execute()
-      t.equal(users.length, 1)
-      t.equal(users[0]!.username, 'root@corp.example')
-      t.equal(users[0]!.role, 64)
-      t.same((await app.db.selectFrom('approved_domains').select('domain').execute()).map((d) => d.domain), ['corp.example'])
+      t.equal(users.length, 1, 'users.length is 1')
+      t.equal(users[0]!.username, 'root@corp.example', 'users[0].username is \'root@corp.example\'')
+      t.equal(users[0]!.role, 64, 'users[0].role is 64')
+      t.same((await app.db.selectFrom('approved_domains').select('domain').execute()).map((d) => d.domain), ['corp.example'], 'the approved_domains rows is [\'corp.example\']')
       t.equal((await new Client(app).signIn('root@corp.example', ADMIN_PASSWORD)).statusCode, 303, 'can sign in')
       await bootstrapFirstAdministrator(app, (line) => lines.push(line))
       t.equal((await app.db.selectFrom('users').selectAll().execute()).length, 1, 'a restart creates nothing more')
@@ -213,15 +212,15 @@ for (const dialect of dialects) {
     t.test('a weak MSSP_ADMIN_PASSWORD stops the start, naming the variable', async (t) => {
       const { app } = await buildTestApp(t, dialect, { MSSP_ADMIN_USERNAME: 'root@corp.example', MSSP_ADMIN_PASSWORD: 'admin' })
       const lines: string[] = []
-      await t.rejects(bootstrapFirstAdministrator(app, (line) => lines.push(line)), /MSSP_ADMIN_PASSWORD: Passwords must be at least 12 characters/)
-      t.same(lines, [])
-      t.same(await counts(app), { users: 0, domains: 0 })
+      await t.rejects(bootstrapFirstAdministrator(app, (line) => lines.push(line)), /MSSP_ADMIN_PASSWORD: Passwords must be at least 12 characters/, 'rejects')
+      t.same(lines, [], 'lines is []')
+      t.same(await counts(app), { users: 0, domains: 0 }, 'counts(app) is { users: 0, domains: 0 }')
     })
 
     t.test('a bad MSSP_ADMIN_USERNAME stops the start, naming the variable', async (t) => {
       const { app } = await buildTestApp(t, dialect, { MSSP_ADMIN_USERNAME: 'root', MSSP_ADMIN_PASSWORD: ADMIN_PASSWORD })
-      await t.rejects(bootstrapFirstAdministrator(app, () => {}), /MSSP_ADMIN_USERNAME: A valid username must be in the format name@domain/)
-      t.same(await counts(app), { users: 0, domains: 0 })
+      await t.rejects(bootstrapFirstAdministrator(app, () => {}), /MSSP_ADMIN_USERNAME: A valid username must be in the format name@domain/, 'rejects')
+      t.same(await counts(app), { users: 0, domains: 0 }, 'counts(app) is { users: 0, domains: 0 }')
     })
   })
 }

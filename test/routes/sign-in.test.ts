@@ -8,8 +8,8 @@ for (const dialect of dialects) {
     t.test('the Log in page has the guide labels', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const res = await new Client(app).get('/login')
-      t.equal(res.statusCode, 200)
-      for (const label of ['Username', 'Password', 'Remember Me', 'Sign In', 'Forgot Password']) t.match(res.body, label)
+      t.equal(res.statusCode, 200, 'GET /login answers 200')
+      for (const label of ['Username', 'Password', 'Remember Me', 'Sign In', 'Forgot Password']) t.match(res.body, label, `the answer to GET /login shows ${label}`)
       t.notMatch(res.body, /Tenable/, 'shows no vendor name')
     })
 
@@ -18,16 +18,16 @@ for (const dialect of dialects) {
       const user = await createUser(app, { name: 'Ada Admin' })
       const client = new Client(app)
       const res = await client.signIn(user.username)
-      t.equal(res.statusCode, 303)
-      t.equal(res.headers.location, '/accounts')
+      t.equal(res.statusCode, 303, 'signing in answers 303')
+      t.equal(res.headers.location, '/accounts', 'signing in redirects to \'/accounts\'')
       const page = await client.get('/accounts')
-      t.equal(page.statusCode, 200)
-      t.match(page.body, '<h1>Accounts</h1>')
-      t.match(page.body, 'Ada Admin')
-      t.equal(page.headers['cache-control'], 'no-store')
+      t.equal(page.statusCode, 200, 'GET /accounts answers 200')
+      t.match(page.body, '<h1>Accounts</h1>', 'the answer to GET /accounts shows \'<h1>Accounts</h1>\'')
+      t.match(page.body, 'Ada Admin', 'the answer to GET /accounts shows \'Ada Admin\'')
+      t.equal(page.headers['cache-control'], 'no-store', 'page.headers[\'cache-control\'] is \'no-store\'')
       const after = await findUserById(app.db, user.id)
       t.ok(after!.last_login_at, 'last login recorded')
-      t.equal(after!.failed_login_count, 0)
+      t.equal(after!.failed_login_count, 0, 'after.failed_login_count is 0')
     })
 
     t.test('username is case-insensitive and next= is followed only within the portal', async (t) => {
@@ -36,11 +36,11 @@ for (const dialect of dialects) {
       const client = new Client(app)
       await client.get('/login?next=/help/accounts')
       let res = await client.post('/login', { username: user.username.toUpperCase(), password: PASSWORD, next: '/help/accounts' })
-      t.equal(res.headers.location, '/help/accounts')
+      t.equal(res.headers.location, '/help/accounts', 'POST /login redirects to \'/help/accounts\'')
       const other = new Client(app)
       await other.get('/login')
       res = await other.post('/login', { username: user.username, password: PASSWORD, next: '//evil.example/' })
-      t.equal(res.headers.location, '/accounts')
+      t.equal(res.headers.location, '/accounts', 'POST /login redirects to \'/accounts\'')
     })
 
     t.test('unknown user, wrong password, disabled and locked users get the same answer', async (t) => {
@@ -75,38 +75,38 @@ for (const dialect of dialects) {
       const client = new Client(app)
       for (let i = 1; i < LOCK_AFTER; i++) await client.signIn(user.username, 'Wrong-Password-123')
       let row = await findUserById(app.db, user.id)
-      t.equal(row!.failed_login_count, LOCK_AFTER - 1)
-      t.equal(row!.failed_login_total, LOCK_AFTER - 1)
-      t.ok(row!.last_failed_login_at)
+      t.equal(row!.failed_login_count, LOCK_AFTER - 1, 'row.failed_login_count is LOCK_AFTER - 1')
+      t.equal(row!.failed_login_total, LOCK_AFTER - 1, 'row.failed_login_total is LOCK_AFTER - 1')
+      t.ok(row!.last_failed_login_at, 'row.last_failed_login_at')
       t.equal(row!.locked_until, null, 'not locked yet')
       await client.signIn(user.username, 'Wrong-Password-123')
       row = await findUserById(app.db, user.id)
       t.ok(row!.locked_until! > Date.now() + 50_000, 'locked for about a minute')
-      t.ok(row!.locked_until! <= Date.now() + 61_000)
+      t.ok(row!.locked_until! <= Date.now() + 61_000, 'row.locked_until! <= Date.now() + 61_000')
       const right = await client.signIn(user.username, PASSWORD)
       t.equal(right.statusCode, 401, 'the right password is refused while locked')
       await client.signIn(user.username, 'Wrong-Password-123')
       row = await findUserById(app.db, user.id)
       t.ok(row!.locked_until! > Date.now() + 110_000, 'the next failure doubles the lock')
       const events = await app.db.selectFrom('audit_events').selectAll().where('action', '=', 'auth.lockout').execute()
-      t.equal(events.length, 2)
+      t.equal(events.length, 2, 'events.length is 2')
       // Once the lock has passed, the right password works and clears the count.
       await app.db.updateTable('users').set({ locked_until: Date.now() - 1 }).where('id', '=', user.id).execute()
       const res = await client.signIn(user.username, PASSWORD)
-      t.equal(res.statusCode, 303)
+      t.equal(res.statusCode, 303, 'signing in answers 303')
       row = await findUserById(app.db, user.id)
-      t.equal(row!.failed_login_count, 0)
-      t.equal(row!.failed_login_total, LOCK_AFTER + 2)
+      t.equal(row!.failed_login_count, 0, 'row.failed_login_count is 0')
+      t.equal(row!.failed_login_total, LOCK_AFTER + 2, 'row.failed_login_total is LOCK_AFTER + 2')
     })
 
     t.test('signed out, a page sends to Log in; htmx gets HX-Redirect', async (t) => {
       const { app } = await buildTestApp(t, dialect)
       const client = new Client(app)
       let res = await client.get('/accounts')
-      t.equal(res.statusCode, 303)
-      t.equal(res.headers.location, '/login?next=%2Faccounts')
+      t.equal(res.statusCode, 303, 'GET /accounts answers 303')
+      t.equal(res.headers.location, '/login?next=%2Faccounts', 'GET /accounts redirects to \'/login?next=%2Faccounts\'')
       res = await client.get('/accounts', { 'hx-request': 'true' })
-      t.equal(res.headers['hx-redirect'], '/login')
+      t.equal(res.headers['hx-redirect'], '/login', 'res.headers[\'hx-redirect\'] is \'/login\'')
     })
 
     t.test('Sign Out ends the session row at once', async (t) => {
@@ -116,14 +116,14 @@ for (const dialect of dialects) {
       await client.signIn(user.username)
       const stolen = client.cookie
       await client.get('/accounts')
-      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 1)
+      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 1, 'the sessions rows\' count is 1')
       const res = await client.post('/logout')
-      t.equal(res.headers.location, '/login?m=signed-out')
-      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 0)
+      t.equal(res.headers.location, '/login?m=signed-out', 'POST /logout redirects to \'/login?m=signed-out\'')
+      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 0, 'the sessions rows\' count is 0')
       const replay = await app.inject({ url: '/accounts', headers: { cookie: stolen } })
       t.equal(replay.statusCode, 303, 'the old cookie no longer works')
       const login = await client.get('/login?m=signed-out')
-      t.match(login.body, 'You have signed out.')
+      t.match(login.body, 'You have signed out.', 'the answer to GET /login?m=signed-out shows \'You have signed out.\'')
     })
 
     t.test('sessions: idle timeout without Remember Me, none with it, absolute limit for both', async (t) => {
@@ -135,7 +135,7 @@ for (const dialect of dialects) {
       const res = await remembered.signIn(user.username, PASSWORD, true)
       t.notMatch(String(res.headers['set-cookie']), /Max-Age|Expires/i, 'a browser-session cookie even with Remember Me')
       const rows = await app.db.selectFrom('sessions').selectAll().execute()
-      t.same(rows.map((r) => r.remember_me).sort(), [0, 1])
+      t.same(rows.map((r) => r.remember_me).sort(), [0, 1], 'rows.map((r) => r.remember_me).sort() is [0, 1]')
       // 31 minutes of inactivity
       await app.db.updateTable('sessions').set({ last_seen_at: Date.now() - 31 * 60_000 }).execute()
       t.equal((await plain.get('/accounts')).statusCode, 303, 'idle session ended')
@@ -152,7 +152,7 @@ for (const dialect of dialects) {
       const setTo = Date.now() - 30_000
       await app.db.updateTable('sessions').set({ last_seen_at: setTo }).execute()
       await client.get('/accounts')
-      t.equal((await app.db.selectFrom('sessions').select('last_seen_at').executeTakeFirstOrThrow()).last_seen_at, setTo)
+      t.equal((await app.db.selectFrom('sessions').select('last_seen_at').executeTakeFirstOrThrow()).last_seen_at, setTo, `the sessions row's last_seen_at is ${setTo}`)
       await app.db.updateTable('sessions').set({ last_seen_at: Date.now() - 90_000 }).execute()
       await client.get('/accounts')
       // Written without the page waiting for it (best-effort): soon after, not before the answer.
@@ -161,7 +161,7 @@ for (const dialect of dialects) {
         if (i) await new Promise((resolve) => setTimeout(resolve, 20))
         lastSeen = (await app.db.selectFrom('sessions').select('last_seen_at').executeTakeFirstOrThrow()).last_seen_at
       }
-      t.ok(lastSeen > Date.now() - 5_000)
+      t.ok(lastSeen > Date.now() - 5_000, 'lastSeen > Date.now() - 5_000')
     })
 
     t.test('a disabled user is signed out on the next request', async (t) => {
@@ -169,10 +169,10 @@ for (const dialect of dialects) {
       const user = await createUser(app)
       const client = new Client(app)
       await client.signIn(user.username)
-      t.equal((await client.get('/accounts')).statusCode, 200)
+      t.equal((await client.get('/accounts')).statusCode, 200, 'GET /accounts answers 200')
       await app.db.updateTable('users').set({ enabled: 0 }).where('id', '=', user.id).execute()
-      t.equal((await client.get('/accounts')).statusCode, 303)
-      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 0)
+      t.equal((await client.get('/accounts')).statusCode, 303, 'GET /accounts answers 303')
+      t.equal((await app.db.selectFrom('sessions').selectAll().execute()).length, 0, 'the sessions rows\' count is 0')
     })
 
     t.test('sign-in issues a new session id and CSRF token', async (t) => {
@@ -184,8 +184,8 @@ for (const dialect of dialects) {
       const anonymousCsrf = client.csrf
       await client.post('/login', { username: user.username, password: PASSWORD })
       await client.get('/accounts')
-      t.not(client.cookie, anonymousCookie)
-      t.not(client.csrf, anonymousCsrf)
+      t.not(client.cookie, anonymousCookie, `client.cookie is not ${anonymousCookie}`)
+      t.not(client.csrf, anonymousCsrf, `client.csrf is not ${anonymousCsrf}`)
       const stale = await app.inject({
         method: 'POST', url: '/logout', payload: `_csrf=${encodeURIComponent(anonymousCsrf)}`,
         headers: { cookie: client.cookie, 'content-type': 'application/x-www-form-urlencoded' },
@@ -202,9 +202,9 @@ for (const dialect of dialects) {
       await client.get('/accounts')
       await client.post('/logout')
       const events = await app.db.selectFrom('audit_events').selectAll().orderBy('created_at').execute()
-      t.same(events.map((e) => [e.action, e.outcome]), [['auth.sign_in', 'failure'], ['auth.sign_in', 'success'], ['auth.sign_out', 'success']])
-      t.equal(events[1]!.actor_name, user.username)
-      t.ok(events.every((e) => e.created_at > 0 && e.ip))
+      t.same(events.map((e) => [e.action, e.outcome]), [['auth.sign_in', 'failure'], ['auth.sign_in', 'success'], ['auth.sign_out', 'success']], 'events.map((e) => [e.action, e.outcome]) is the expected list')
+      t.equal(events[1]!.actor_name, user.username, `events[1].actor_name is ${user.username}`)
+      t.ok(events.every((e) => e.created_at > 0 && e.ip), 'events.every((e) => e.created_at > 0 && e.ip)')
     })
   })
 }

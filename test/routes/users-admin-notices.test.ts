@@ -4,16 +4,14 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { apiKeysFor, Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { type Tap, apiKeysFor, NEW_PASSWORD, Client, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
-
-const NEW_PASSWORD = 'Tulip-88-Sky'
 
 const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 for (const dialect of dialects) {
   t.test(`${dialect}: notices for changes an Administrator makes`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
       const bob = await createUser(app, { role: 16, name: 'Bob Basic', username: 'bob@example.com', email: 'bob.mail@example.com' })

@@ -1,21 +1,13 @@
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { type Tap, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { type Tap, apiKeysFor, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
 import { PORTAL_CONTAINER_UUID } from '../../src/lib/container.ts'
-import { hmac, uuid } from '../../src/lib/tokens.ts'
+import { uuid } from '../../src/lib/tokens.ts'
 
 
 /** API keys for a user, stored directly (as PUT /session/keys would). */
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 /** An API call with keys: JSON by default, or a plain form post (`form: true`). */
 function call(app: FastifyInstance, keys: string, method: string, url: string, body?: Record<string, unknown>, opts: { form?: boolean; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {

@@ -2,22 +2,13 @@
 // authorizations cannot be changed (PUT /users/{id}/authorizations) nor the user disabled
 // (Users > Disable, PUT /users/{id}/enabled, PUT /users/{id}): like their credentials, the
 // assisted user's access stays theirs. Other users' can.
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
+import { type Tap, apiKeysFor, Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { ASSISTED_ACCESS } from '../../src/areas/users/service.ts'
-import { hmac } from '../../src/lib/tokens.ts'
 
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 async function row(app: FastifyInstance, user: User) {
   return app.db.selectFrom('users').select(['enabled', 'api_permitted', 'password_permitted']).where('id', '=', user.id).executeTakeFirstOrThrow()
@@ -25,7 +16,7 @@ async function row(app: FastifyInstance, user: User) {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: the assisted user's access stays theirs`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
       const xena = await createUser(app, { role: 64, name: 'Xena Admin', username: 'xena@example.com' })

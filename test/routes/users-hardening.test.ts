@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { apiKeysFor, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
+import { type Tap, apiKeysFor, NEW_PASSWORD, Client, PASSWORD, buildTestApp, createUser, dialects, lastMessageTo } from '../helper.ts'
 import { findTwoFactor, upsertTwoFactor } from '../../src/areas/two-factor/repository.ts'
 import { ASSISTING_MESSAGE } from '../../src/areas/my-account/service.ts'
 import { uuid } from '../../src/lib/tokens.ts'
@@ -10,7 +10,6 @@ import { uuid } from '../../src/lib/tokens.ts'
 // 2FA, not the assisted user's), API keys revoked on disable and reset, and user ids that
 // name no row answered 404 on both databases.
 
-const NEW_PASSWORD = 'Tulip-88-Sky'
 const OWN_PASSWORD = 'Change your own password in My Account'
 
 const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
@@ -30,7 +29,7 @@ async function lastEvent(app: FastifyInstance, action: string) {
 
 for (const dialect of dialects) {
   t.test(`${dialect}: Users hardening`, async (t) => {
-    async function setup(t: { teardown(fn: () => unknown): void }) {
+    async function setup(t: Tap) {
       const { app } = await buildTestApp(t, dialect)
       const ada = await createUser(app, { role: 64, name: 'Ada Admin', username: 'ada@example.com' })
       const xena = await createUser(app, { role: 64, name: 'Xena Admin', username: 'xena@example.com' })

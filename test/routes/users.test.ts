@@ -1,12 +1,8 @@
-import crypto from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { User } from '../../src/db/schema.ts'
-import { type Tap, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
-import { replaceApiKeys } from '../../src/areas/api/repository.ts'
-import { apiKeyHashKey } from '../../src/areas/api/service.ts'
-import { hmac, uuid } from '../../src/lib/tokens.ts'
-
+import { type Tap, apiKeysFor, NEW_PASSWORD, Client, PASSWORD, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
+import { uuid } from '../../src/lib/tokens.ts'
 
 /** A form post with repeated fields (`account` once per assigned account), as a browser sends it. */
 async function postPairs(c: Client, url: string, pairs: Array<[string, string]>): Promise<LightMyRequestResponse> {
@@ -30,19 +26,12 @@ async function assignedIds(app: FastifyInstance, userId: number): Promise<number
   return (await app.db.selectFrom('user_accounts').select('account_id').where('user_id', '=', userId).orderBy('account_id').execute()).map((r) => r.account_id)
 }
 
-async function keysFor(app: FastifyInstance, user: User): Promise<string> {
-  const accessKey = crypto.randomBytes(32).toString('hex')
-  const secretKey = crypto.randomBytes(32).toString('hex')
-  await replaceApiKeys(app.db, { user_id: user.id, access_key: accessKey, secret_hash: hmac(apiKeyHashKey(app), secretKey), created_at: Date.now() })
-  return `accessKey=${accessKey}; secretKey=${secretKey}`
-}
+const keysFor = async (app: FastifyInstance, user: User): Promise<string> => (await apiKeysFor(app, user)).header
 
 /** The names in the Accounts page's table. */
 function accountNames(body: string): string[] {
   return [...body.matchAll(/<td>(Acme|Bluefin|Cedar)[^<]*<\/td>/g)].map((m) => m[0].slice(4, -5)).sort()
 }
-
-const NEW_PASSWORD = 'Tulip-88-Sky'
 
 for (const dialect of dialects) {
   t.test(`${dialect}: the Users pages`, async (t) => {

@@ -18,15 +18,15 @@ function configError(t: Pick<Test, 'ok' | 'match'>, env: Record<string, string>,
 
 t.test('defaults: port 3000, base URL on localhost, ./data, SQLite', async (t) => {
   const config = loadConfig({})
-  t.equal(config.port, 3000)
-  t.equal(config.baseUrl, 'http://localhost:3000')
-  t.equal(config.host, '127.0.0.1')
-  t.equal(config.dataDir, path.resolve('./data'))
-  t.equal(config.databaseUrl, undefined)
-  t.equal(config.trustProxy, false)
-  t.equal(config.env, 'production')
-  t.equal(config.sessionIdleMinutes, 30)
-  t.equal(config.sessionMaxHours, 12)
+  t.equal(config.port, 3000, 'the default port is 3000')
+  t.equal(config.baseUrl, 'http://localhost:3000', 'the default base URL is on localhost, at the port')
+  t.equal(config.host, '127.0.0.1', 'the default host listens on loopback only')
+  t.equal(config.dataDir, path.resolve('./data'), 'the default data folder is ./data')
+  t.equal(config.databaseUrl, undefined, 'no DATABASE_URL: SQLite')
+  t.equal(config.trustProxy, false, 'no proxy trusted by default')
+  t.equal(config.env, 'production', 'production unless NODE_ENV says otherwise')
+  t.equal(config.sessionIdleMinutes, 30, 'sessions idle out after 30 minutes by default')
+  t.equal(config.sessionMaxHours, 12, 'sessions last at most 12 hours by default')
   t.ok(Object.isFrozen(config), 'the configuration cannot be changed after start-up')
 })
 
@@ -41,14 +41,14 @@ t.test('values are parsed', async (t) => {
     MSSP_ADMIN_USERNAME: 'root@example.com',
     MSSP_ADMIN_PASSWORD: 'Gl4cier-Tundra',
   })
-  t.equal(config.port, 8080)
+  t.equal(config.port, 8080, 'PORT is parsed as a number')
   t.equal(config.baseUrl, 'https://portal.example.com', 'the trailing slash is dropped (links would have //)')
-  t.equal(config.databaseUrl, 'postgres://portal@db.internal/portal')
-  t.equal(config.trustProxy, 1)
-  t.equal(config.adminUsername, 'root@example.com')
+  t.equal(config.databaseUrl, 'postgres://portal@db.internal/portal', 'DATABASE_URL is kept as given')
+  t.equal(config.trustProxy, 1, 'TRUST_PROXY=1 trusts one hop')
+  t.equal(config.adminUsername, 'root@example.com', 'MSSP_ADMIN_USERNAME is kept as given')
   t.equal(loadConfig({ PORT: '8080' }).baseUrl, 'http://localhost:8080', 'the default base URL follows PORT')
-  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
-  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, '10.0.0.0/8, 127.0.0.1')
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true, 'TRUST_PROXY=true trusts every proxy')
+  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, '10.0.0.0/8, 127.0.0.1', 'TRUST_PROXY as a list of addresses is kept as given')
   t.equal(loadConfig({ PORT: '' }).port, 3000, 'an empty variable counts as unset')
 })
 
@@ -73,7 +73,7 @@ t.test('a bad value throws a ConfigError naming the variable', async (t) => {
 
 t.test('DATABASE_URL needs SESSION_KEY (every process must share it)', async (t) => {
   configError(t, { DATABASE_URL: 'postgres://portal@db/portal', SECRETS_KEY: KEY }, 'SESSION_KEY', 'DATABASE_URL without SESSION_KEY')
-  t.doesNotThrow(() => loadConfig({ DATABASE_URL: 'postgresql://portal@db/portal', SESSION_KEY: KEY, SECRETS_KEY: KEY }))
+  t.doesNotThrow(() => loadConfig({ DATABASE_URL: 'postgresql://portal@db/portal', SESSION_KEY: KEY, SECRETS_KEY: KEY }), 'DATABASE_URL with both keys (postgresql:// scheme) is accepted')
 })
 
 t.test('MSSP_ADMIN_USERNAME and MSSP_ADMIN_PASSWORD come together', async (t) => {
@@ -86,6 +86,6 @@ t.test('every problem is reported at once', async (t) => {
     loadConfig({ PORT: 'x', BASE_URL: 'y', TRUST_PROXY: 'z' })
     t.fail('accepted')
   } catch (err) {
-    for (const v of ['PORT', 'BASE_URL', 'TRUST_PROXY']) t.match((err as Error).message, v)
+    for (const v of ['PORT', 'BASE_URL', 'TRUST_PROXY']) t.match((err as Error).message, v, `the message names ${v}`)
   }
 })

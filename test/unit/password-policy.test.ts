@@ -70,12 +70,12 @@ t.test('isCommonPassword', async (t) => {
 })
 
 t.test('argon2id with m=19456, t=2, p=1', async (t) => {
-  t.same({ ...ARGON2_OPTIONS }, { memoryCost: 19456, timeCost: 2, parallelism: 1 })
+  t.same({ ...ARGON2_OPTIONS }, { memoryCost: 19456, timeCost: 2, parallelism: 1 }, 'the argon2id parameters are m=19456 KiB, t=2, p=1')
   const hash = await hashPassword('Gl4cier-Tundra')
   t.ok(hash.startsWith('$argon2id$v=19$m=19456,t=2,p=1$'), `the stored hash says so: ${hash.slice(0, 32)}`)
-  t.notMatch(hash, 'Gl4cier-Tundra')
-  t.equal(await verifyPassword(hash, 'Gl4cier-Tundra'), true)
-  t.equal(await verifyPassword(hash, 'gl4cier-tundra'), false)
+  t.notMatch(hash, 'Gl4cier-Tundra', 'the hash does not contain the password')
+  t.equal(await verifyPassword(hash, 'Gl4cier-Tundra'), true, 'the right password verifies')
+  t.equal(await verifyPassword(hash, 'gl4cier-tundra'), false, 'the password in another case does not verify')
   t.equal(await verifyPassword('not a hash', 'Gl4cier-Tundra'), false, 'a damaged hash refuses, it does not throw')
   t.not(await hashPassword('Gl4cier-Tundra'), hash, 'salted: the same password hashes differently')
 })

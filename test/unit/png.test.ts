@@ -55,8 +55,8 @@ t.test('valid PNGs at the limit and at 1 x 1 are accepted and re-encoded', async
   for (const [w, h] of [[MAX_LOGO_WIDTH, MAX_LOGO_HEIGHT], [1, 1], [MAX_LOGO_WIDTH, 1], [1, MAX_LOGO_HEIGHT]] as const) {
     const input = makePng(w, h)
     const out = checkLogoPng(input)
-    t.equal(out.width, w)
-    t.equal(out.height, h)
+    t.equal(out.width, w, `${w} x ${h}: the width is kept`)
+    t.equal(out.height, h, `${w} x ${h}: the height is kept`)
     const decoded = decodePng(out.png)
     t.equal(decoded.width, w, `${w}x${h} decodes at its width`)
     t.equal(decoded.height, h, `${w}x${h} decodes at its height`)

@@ -1,8 +1,8 @@
-// Support for the operations tests: the real portal (`src/cli.ts serve`) as a child process
-// on a free port, on a data folder (or PostgreSQL schema) the test owns, so that it can be
-// killed with SIGKILL and started again on the same data; and an HTTP client that keeps the
-// session cookie and the page's CSRF token. Not a test file itself (tap runs *.test.ts).
-// The ideas come from test/browser/portal.ts.
+// The real portal (`src/cli.ts serve`) as a child process on a free port, for the browser
+// and operations tests: on a data folder of its own (removed with the test) or one the test
+// owns (to kill it with SIGKILL and start it again on the same data), or on a PostgreSQL
+// schema; and an HTTP client that keeps the session cookie and the page's CSRF token.
+// Not a test file itself (tap runs *.test.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -13,17 +13,13 @@ import type { Kysely } from 'kysely'
 import { randomToken } from '../../src/lib/tokens.ts'
 import { openDatabase } from '../../src/db/index.ts'
 import { up as rateLimitsTable } from '../../migrations/0008_rate_limits.ts'
-import { cleanEnv, freePort } from '../support/processes.ts'
+import type { Tap } from '../helper.ts'
+import { ADMIN_USERNAME, PASSWORD } from './fixtures.ts'
+import { cleanEnv, freePort, runNode, type RunResult } from './processes.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..')
-export const ADMIN_USERNAME = 'admin@example.com'
-export const PASSWORD = 'Correct-Horse-42-Battery'
 /** Keys every process sharing a PostgreSQL database must share. */
 export const SHARED_KEYS = { SESSION_KEY: 'd5'.repeat(32), SECRETS_KEY: 'e6'.repeat(32) }
-
-export interface Tap {
-  teardown(fn: () => unknown): void
-}
 
 /** A temporary folder removed with the test. */
 export function tempDir(t: Tap, prefix = 'mssp-ops-'): string {
@@ -72,27 +68,39 @@ export async function twoConnections(t: Tap, dialect: 'sqlite' | 'postgres'): Pr
 export interface PortalProcess {
   baseUrl: string
   dataDir: string
+  /** The SQLite file in dataDir (when no DATABASE_URL is given). */
+  dbFile: string
   child: ChildProcess
-  /** Everything the portal printed. */
+  /** Everything the portal printed, for diagnostics. */
   output(): string
   running(): boolean
   /** SIGKILL: no shutdown code runs. Resolves once the process is gone. */
   kill(): Promise<void>
   /** SIGTERM (a graceful close), SIGKILL after 10 s. */
   stop(): Promise<number | null>
+  /** Runs `src/cli.ts <args>` against this portal's DATA_DIR; resolves with its output. */
+  cli(args: string[], stdin?: string): Promise<RunResult>
+  /** Creates an Administrator with the CLI (password on stdin, as an operator would type it). */
+  createAdministrator(username: string, name: string, password?: string): Promise<void>
+  /** Opens the SQLite file for a moment (the portal keeps it open too; WAL allows both). */
+  withDb<T>(fn: (db: SQLite.Database) => T): T
+  /** The latest mail to a recipient, read from the outbox table. */
+  lastMailTo(recipient: string): { recipient: string; subject: string; body: string; created_at: number } | undefined
 }
 
 export interface StartOptions {
-  /** The data folder (SQLite file, key files); the caller owns and removes it. */
-  dataDir: string
+  /** The data folder (SQLite file, key files), owned and removed by the caller; by default one removed with the test. */
+  dataDir?: string
   env?: Record<string, string>
-  /** MSSP_ADMIN_* for an unattended first Administrator; default true. */
+  /** MSSP_ADMIN_* for an unattended first Administrator (ADMIN_USERNAME, PASSWORD); default true. */
   admin?: boolean
   timeoutMs?: number
 }
 
-/** Starts the portal; it is stopped with the test if still running then. */
-export async function startPortal(t: Tap, opts: StartOptions): Promise<PortalProcess> {
+/** Starts the portal and waits until /readyz says 200; it is stopped with the test if still running then. */
+export async function startPortal(t: Tap, opts: StartOptions = {}): Promise<PortalProcess> {
+  const ownDir = opts.dataDir === undefined
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mssp-portal-'))
   let output = ''
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort()
@@ -106,10 +114,11 @@ export async function startPortal(t: Tap, opts: StartOptions): Promise<PortalPro
         HOST: '127.0.0.1',
         PORT: String(port),
         BASE_URL: baseUrl,
-        DATA_DIR: opts.dataDir,
+        DATA_DIR: dataDir,
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
         SIGNIN_RATE_LIMIT_PER_MINUTE: '10000',
-        // Tests stop portals often; the drain (default 5 s) is test/ops/drain.test.ts's business.
+        // Tests stop portals often, with no load balancer to wait for; the drain (default 5 s)
+        // is test/ops/drain.test.ts's business.
         SHUTDOWN_DRAIN_SECONDS: '0',
         ...(opts.admin === false ? {} : { MSSP_ADMIN_USERNAME: ADMIN_USERNAME, MSSP_ADMIN_PASSWORD: PASSWORD }),
         ...opts.env,
@@ -118,14 +127,18 @@ export async function startPortal(t: Tap, opts: StartOptions): Promise<PortalPro
     child.stdout!.on('data', (d) => (output += d))
     child.stderr!.on('data', (d) => (output += d))
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    // Should the test process end without its teardown (a tap timeout), take the portal along.
     const killOnExit = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     }
     process.once('exit', killOnExit)
     const running = () => child.exitCode === null && child.signalCode === null
+    const dbFile = path.join(dataDir, 'portal.sqlite')
+    const cliEnv = cleanEnv({ NODE_ENV: 'production', DATA_DIR: dataDir, BASE_URL: baseUrl, LOG_LEVEL: 'warn' })
     const portal: PortalProcess = {
       baseUrl,
-      dataDir: opts.dataDir,
+      dataDir,
+      dbFile,
       child,
       output: () => output,
       running,
@@ -142,16 +155,41 @@ export async function startPortal(t: Tap, opts: StartOptions): Promise<PortalPro
         }
         return child.exitCode
       },
+      cli: (args, stdin) => runNode(['--import', 'tsx', 'src/cli.ts', ...args], { env: cliEnv, stdin }),
+      async createAdministrator(username, name, password = PASSWORD) {
+        const res = await portal.cli(['create-admin', '--username', username, '--name', name], `${password}\n`)
+        if (res.code !== 0) throw new Error(`create-admin ${username} failed (${res.code}):\n${res.stdout}${res.stderr}`)
+      },
+      withDb(fn) {
+        const db = new SQLite(dbFile)
+        try {
+          db.pragma('busy_timeout = 5000')
+          return fn(db)
+        } finally {
+          db.close()
+        }
+      },
+      lastMailTo(recipient) {
+        return portal.withDb((db) =>
+          db
+            .prepare('select recipient, subject, body, created_at from outbox where recipient = ? order by created_at desc limit 1')
+            .get(recipient) as ReturnType<PortalProcess['lastMailTo']>,
+        )
+      },
     }
-    t.teardown(async () => {
-      await portal.stop()
-      process.off('exit', killOnExit)
-    })
-    if (await waitUntilReady(baseUrl, exited, opts.timeoutMs ?? 30_000)) return portal
+    if (await waitUntilReady(baseUrl, exited, opts.timeoutMs ?? 30_000)) {
+      t.teardown(async () => {
+        await portal.stop()
+        process.off('exit', killOnExit)
+        if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true })
+      })
+      return portal
+    }
     await portal.kill()
     process.off('exit', killOnExit)
     if (!/EADDRINUSE/.test(output)) break
   }
+  if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true })
   throw new Error(`the portal did not start. Its output:\n${output}`)
 }
 
