@@ -2,7 +2,6 @@ import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
-import pg from 'pg'
 import type { Database } from './schema.ts'
 import { kyselyQueryLog } from '../ops/metrics.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
@@ -30,9 +29,6 @@ export function sqliteHealth(db: Kysely<Database>): SqliteHealth | undefined {
   return healthByDb.get(db)
 }
 
-// int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
-pg.types.setTypeParser(20, (v) => Number(v))
-
 export interface OpenOptions {
   databaseUrl?: string
   dataDir: string
@@ -43,13 +39,20 @@ export interface OpenOptions {
 
 export function openDatabase(opts: OpenOptions): DatabaseHandle {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: 10,
-      // A request waits at most this long for a free connection, then answers 503.
-      connectionTimeoutMillis: 10_000,
-      ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
-    })
+    const { databaseUrl, pgSchema } = opts
+    // The PostgreSQL driver is loaded with the first query: a portal on SQLite never loads it.
+    const pool = async () => {
+      const { default: pg } = await import('pg')
+      // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
+      pg.types.setTypeParser(20, (v) => Number(v))
+      return new pg.Pool({
+        connectionString: databaseUrl,
+        max: 10,
+        // A request waits at most this long for a free connection, then answers 503.
+        connectionTimeoutMillis: 10_000,
+        ...(pgSchema ? { options: `-c search_path=${pgSchema},public` } : {}),
+      })
+    }
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyQueryLog() }), dialect: 'postgres' }
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })

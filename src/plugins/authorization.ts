@@ -61,7 +61,7 @@ const csrfGuard: preHandlerAsyncHookHandler = async function (request) {
 // its access, or the portal refuses to start (fail closed).
 const PUBLIC_PREFIXES = ['/static/', '/api/docs']
 
-export default fp(async (app) => {
+export default fp(async function authorization(app) {
   app.addHook('onRoute', (route) => {
     route.config ??= {}
     const config = route.config as { access?: string }

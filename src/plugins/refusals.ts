@@ -52,7 +52,7 @@ function refusalKind(request: FastifyRequest, status: number, error: Error | und
   return null
 }
 
-export default fp(async (app, opts: { windowMs?: number }) => {
+export default fp(async function refusals(app, opts: { windowMs?: number }) {
   const windowMs = opts.windowMs ?? REFUSAL_WINDOW_MS
   const windows = new Map<RefusalKind, Window>()
   const errors = new WeakMap<FastifyRequest, Error>()

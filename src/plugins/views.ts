@@ -19,7 +19,7 @@ declare module 'fastify' {
 import { VIEWS_DIR } from '../lib/paths.ts'
 export { VIEWS_DIR }
 
-export default fp(async (app) => {
+export default fp(async function views(app) {
   // Eta itself, called directly: templates are cached once compiled (re-read in development).
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
 
