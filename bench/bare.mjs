@@ -5,7 +5,8 @@ import path from 'node:path'
 import Fastify from 'fastify'
 import SQLite from 'better-sqlite3'
 
-const db = new SQLite(path.join(process.env.DATA_DIR ?? 'data', 'portal.sqlite'))
+// BARE_SQLITE_BINDING: better-sqlite3's addon built for another Node (the single executable's).
+const db = new SQLite(path.join(process.env.DATA_DIR ?? 'data', 'portal.sqlite'), { nativeBinding: process.env.BARE_SQLITE_BINDING || undefined })
 db.pragma('journal_mode = WAL')
 const page = `<!doctype html><html><head><title>Sign in</title></head><body><form method="post" action="/login">
 <input name="username"><input name="password" type="password"><button>Sign in</button></form></body></html>`

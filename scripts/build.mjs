@@ -7,22 +7,17 @@
 // Source maps (without the sources) let stack traces name the .ts lines.
 //
 // dist/app/build.json lists the sources the build was made from, with their hashes:
-// bin/mssp-portal.js checks them before it runs the build (see isStale below).
+// bin/mssp-portal.js checks them before it runs the build (scripts/stale.mjs).
 //
 //   node scripts/build.mjs            build
 //   node scripts/build.mjs --prepare  build if esbuild is installed; otherwise keep the
 //                                     build already there (`npm ci --omit=dev`)
 //   node scripts/build.mjs --watch    `npm run dev`: rebuild on change and restart `serve`
 import { spawn } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-export const OUT_DIR = path.join(ROOT, 'dist', 'app')
-export const ENTRY = path.join(OUT_DIR, 'cli.mjs')
-const STAMP = path.join(OUT_DIR, 'build.json')
+import { pathToFileURL } from 'node:url'
+import { ENTRY, OUT_DIR, ROOT, STAMP, hashFile, isStale, readStamp } from './stale.mjs'
 /** Not sources, but what the bundled packages are: a changed lockfile means changed packages. */
 const LOCKFILE = 'package-lock.json'
 
@@ -30,7 +25,6 @@ const LOCKFILE = 'package-lock.json'
 const EXTERNAL = ['better-sqlite3', '@node-rs/argon2', 'sodium-native', 'pg-native', '@fastify/swagger-ui']
 
 const toPosix = (p) => p.split(path.sep).join('/')
-const hashFile = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16)
 
 /**
  * Our sources' `import.meta.dirname` becomes their folder in the repository, found from the
@@ -167,31 +161,6 @@ function writeOutputs(result, startedAt) {
   const stamp = { builtAt: startedAt, inputs, files }
   fs.writeFileSync(`${STAMP}.tmp-${process.pid}`, JSON.stringify(stamp, null, 1) + '\n')
   fs.renameSync(`${STAMP}.tmp-${process.pid}`, STAMP)
-}
-
-function readStamp() {
-  try {
-    return JSON.parse(fs.readFileSync(STAMP, 'utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * Why the build in dist/app cannot be run as it is (no build, or a source changed since),
- * or undefined when it is current. A file newer than the build is hashed: an unchanged
- * file with a new date (a checkout, a copy) does not count.
- */
-export function isStale() {
-  const stamp = readStamp()
-  if (!stamp || !fs.existsSync(ENTRY)) return 'there is no build in dist/app'
-  for (const [rel, hash] of Object.entries(stamp.inputs)) {
-    const file = path.join(ROOT, rel)
-    const st = fs.statSync(file, { throwIfNoEntry: false })
-    if (!st) return `${rel} is gone since the build`
-    if (st.mtimeMs > stamp.builtAt && hashFile(file) !== hash) return `${rel} changed since the build`
-  }
-  return undefined
 }
 
 async function loadEsbuild() {
