@@ -9,16 +9,19 @@
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
-# better-sqlite3 compiles from source (the same `npm ci` that CI runs).
+# better-sqlite3 compiles from source (the same `npm ci` that CI runs); `prepare` compiles the
+# portal to JavaScript in dist/app (esbuild), then the development packages are removed:
+# the image runs the compiled build, without tsx or esbuild.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev
 COPY src ./src
 COPY views ./views
 COPY public ./public
 COPY migrations ./migrations
 COPY bin ./bin
+COPY scripts ./scripts
 COPY docs ./docs
+RUN npm ci && npm prune --omit=dev && node bin/mssp-portal.js --version
 
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/data
@@ -32,4 +35,4 @@ EXPOSE 3000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--import", "tsx", "src/cli.ts", "serve"]
+CMD ["node", "bin/mssp-portal.js", "serve"]

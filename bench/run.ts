@@ -1,4 +1,5 @@
-// `npm run bench [-- growth|ceiling|contention|postgres ...]`: the speed goals of issue 23,
+// `npm run bench [-- growth|ceiling|contention|postgres|start ...]`: the speed goals of issues 23
+// and 24 (start: bench/start.ts),
 // each printed as `name: measured (goal) ok|SHORT`. Every goal is a ratio of figures taken in
 // the same run (this machine's speed drifts; ratios much less). Real portal processes on
 // loopback, bounded loads (autocannon, a few seconds each). BENCH_MILLION=1 adds 1,000,000
@@ -7,9 +8,10 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import pg from 'pg'
 import { ALL_CORES, cpuMicros, load, memoryMB, percentile, pin, resetPeak } from './measure.ts'
+import { startGoals } from './start.ts'
 import { assignedCount, PASSWORD, PG_URL, prepareDataset, RARE_WORD, SECRETS_KEY, USERS, type Dataset } from './seed.ts'
 
-const SECTIONS = ['growth', 'ceiling', 'contention', 'postgres'] as const
+const SECTIONS = ['growth', 'ceiling', 'contention', 'postgres', 'start'] as const
 const chosen = process.argv.slice(2)
 for (const name of chosen) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`unknown section ${name}: choose from ${SECTIONS.join(', ')}`)
 const sections = chosen.length ? chosen : SECTIONS
@@ -275,6 +277,13 @@ async function postgres(): Promise<void> {
   await growth('postgres', [SMALL, LARGE])
 }
 
+/** Issue 24's start-up goals (bench/start.ts) on their own copy of the large dataset. */
+async function start100k(): Promise<void> {
+  const dataset = await prepareDataset('sqlite', LARGE)
+  datasets.push(dataset)
+  await startGoals(dataset, report)
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 const t0 = performance.now()
@@ -285,6 +294,7 @@ try {
     if (section === 'ceiling') await ceiling()
     if (section === 'contention') await contention()
     if (section === 'postgres') await postgres()
+    if (section === 'start') await start100k()
   }
 } finally {
   for (const server of servers) server.child.kill()

@@ -5,7 +5,7 @@ import type { Config } from './config.ts'
 import { openDatabase } from './db/index.ts'
 import { migrateToLatest } from './db/migrations.ts'
 import { loadOrCreateKey } from './lib/keys.ts'
-import { Messenger, clearExpiredMessages, type Transport } from './areas/outbox/service.ts'
+import { Messenger, type Transport } from './areas/outbox/service.ts'
 import { SmsWebhookTransport, SmtpTransport } from './areas/outbox/transports.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
@@ -24,7 +24,6 @@ import myAccountRoutes from './areas/my-account/routes.ts'
 import usersRoutes from './areas/users/routes.ts'
 import instancesRoutes from './areas/instances/routes.ts'
 import { DEMO_INSTANCE_PATH } from './areas/instances/service.ts'
-import { demoInstancePlugin } from './demo-instance/app.ts'
 import myAccountApiRoutes from './areas/my-account/api-routes.ts'
 import usersApiRoutes from './areas/users/api-routes.ts'
 import accountsRoutes from './areas/accounts/routes.ts'
@@ -84,9 +83,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await handle.db.destroy()
   })
   await migrateToLatest(handle.db, { pgSchema: options.pgSchema })
-  // Reset links and codes that expired while the portal was stopped (a read-only database
-  // is the readiness check's business, not a reason to fail here).
-  await clearExpiredMessages(handle.db).catch((err: unknown) => app.log.warn({ err }, 'could not clear expired outbox messages'))
 
   app.decorate('keys', {
     session: loadOrCreateKey(config.dataDir, 'session', config.sessionKey),
@@ -125,6 +121,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(instancesRoutes)
   // The demo customer instance, under its own path, trusting this portal's keys.
   if (config.demoInstance) {
+    const { demoInstancePlugin } = await import('./demo-instance/app.ts')
     await app.register(demoInstancePlugin({ portalUrl: config.baseUrl, origin: new URL(config.baseUrl).origin, basePath: DEMO_INSTANCE_PATH }), { prefix: DEMO_INSTANCE_PATH })
   }
   await app.register(accountsRoutes)

@@ -1,12 +1,9 @@
 import { parseArgs } from 'node:util'
 import readline from 'node:readline'
-import { ConfigError, loadConfig } from './config.ts'
-import { openDatabase } from './db/index.ts'
-import { migrateToLatest } from './db/migrations.ts'
-import { createAdministrator } from './areas/auth/service.ts'
-import { latestMessages } from './areas/outbox/service.ts'
-import { ValidationError } from './lib/errors.ts'
 import pkg from '../package.json' with { type: 'json' }
+
+// Each command imports what it uses when it runs (`--version` loads nothing else, `domains
+// list` no web server): a command's start-up is what it needs.
 
 /** copy-to-postgres copied everything it could, but some rows were not copied (docs/operations.md). */
 const COPY_INCOMPLETE_EXIT_CODE = 3
@@ -51,10 +48,18 @@ async function readPassword(prompt: string): Promise<string> {
   return line
 }
 
-function openConfiguredDatabase() {
+/** The configured database, migrated. */
+async function openConfiguredDatabase() {
+  const [{ loadConfig }, { openDatabase }, { migrateToLatest }] = await Promise.all([import('./config.ts'), import('./db/index.ts'), import('./db/migrations.ts')])
   // MSSP_ADMIN_* belong to `serve` (unattended first start); other commands ignore them.
-  const config = loadConfig({ ...process.env, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
-  return openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  const settings = loadConfig({ ...process.env, MSSP_ADMIN_USERNAME: undefined, MSSP_ADMIN_PASSWORD: undefined })
+  const { db } = openDatabase({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir })
+  try {
+    return { db, applied: await migrateToLatest(db) }
+  } catch (err) {
+    await db.destroy()
+    throw err
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -67,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(pkg.version)
     return 0
   }
+  const { loadConfig } = await import('./config.ts')
   switch (command) {
     case 'serve': {
       const { serve } = await import('./server.ts')
@@ -79,8 +85,7 @@ export async function main(argv: string[]): Promise<number> {
       return -1
     }
     case 'migrate': {
-      const { db } = openConfiguredDatabase()
-      const applied = await migrateToLatest(db)
+      const { db, applied } = await openConfiguredDatabase()
       await db.destroy()
       console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'The database is up to date.')
       return 0
@@ -92,9 +97,9 @@ export async function main(argv: string[]): Promise<number> {
         return 2
       }
       const password = await readPassword('Password: ')
-      const { db } = openConfiguredDatabase()
+      const [{ createAdministrator }, { ValidationError }] = await Promise.all([import('./areas/auth/service.ts'), import('./lib/errors.ts')])
+      const { db } = await openConfiguredDatabase()
       try {
-        await migrateToLatest(db)
         const user = await createAdministrator(db, { username: values.username, name: values.name, email: values.email ?? null, password })
         console.log(`Administrator ${user.username} created; the domain ${user.username.split('@')[1]} is approved.`)
         return 0
@@ -163,8 +168,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'outbox': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '20' } } })
-      const { db } = openConfiguredDatabase()
-      await migrateToLatest(db)
+      const { latestMessages } = await import('./areas/outbox/service.ts')
+      const { db } = await openConfiguredDatabase()
       const messages = await latestMessages(db, Math.min(Number(values.limit) || 20, 500))
       await db.destroy()
       if (messages.length === 0) console.log('The outbox is empty.')
@@ -177,9 +182,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'domains': {
       const { domainsCommand } = await import('./areas/settings/cli.ts')
-      const { db } = openConfiguredDatabase()
+      const { db } = await openConfiguredDatabase()
       try {
-        await migrateToLatest(db)
         return await domainsCommand(db, rest, (line) => console.log(line), (line) => console.error(line))
       } finally {
         await db.destroy()
@@ -196,8 +200,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code
   },
   (err) => {
-    if (err instanceof ConfigError) console.error(err.message)
-    else console.error(err instanceof Error ? err.message : err)
+    console.error(err instanceof Error ? err.message : err)
     process.exitCode = 1
   },
 )

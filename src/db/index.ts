@@ -2,7 +2,6 @@ import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
-import pg from 'pg'
 import type { Database } from './schema.ts'
 import type { DatabaseObserver } from './observer.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
@@ -40,9 +39,6 @@ export async function databaseAnswers(db: Kysely<Database>): Promise<boolean> {
   }
 }
 
-// int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
-pg.types.setTypeParser(20, (v) => Number(v))
-
 export interface OpenOptions {
   databaseUrl?: string
   dataDir: string
@@ -55,13 +51,20 @@ export interface OpenOptions {
 
 export function openDatabase(opts: OpenOptions): DatabaseHandle {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: 10,
-      // A request waits at most this long for a free connection, then answers 503.
-      connectionTimeoutMillis: 10_000,
-      ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
-    })
+    const { databaseUrl, pgSchema } = opts
+    // The PostgreSQL driver is loaded with the first query: a portal on SQLite never loads it.
+    const pool = async () => {
+      const { default: pg } = await import('pg')
+      // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
+      pg.types.setTypeParser(20, (v) => Number(v))
+      return new pg.Pool({
+        connectionString: databaseUrl,
+        max: 10,
+        // A request waits at most this long for a free connection, then answers 503.
+        connectionTimeoutMillis: 10_000,
+        ...(pgSchema ? { options: `-c search_path=${pgSchema},public` } : {}),
+      })
+    }
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: opts.observer?.query }), dialect: 'postgres' }
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })

@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest, onRequestHookHandler } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { databaseFailureCounter, databaseRateLimitStore, memoryFailureCounter } from '../ops/rate-limit-store.ts'
 import { ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
@@ -60,7 +59,7 @@ export interface ApiOptions {
   impersonationTarget(admin: User, username: string): Promise<User | undefined>
 }
 
-export default fp<ApiOptions>(async (app, opts) => {
+export default fp<ApiOptions>(async function api(app, opts) {
   const rateLimitKey = (request: FastifyRequest): string => {
     const keys = opts.parseKeys(request.headers['x-apikeys'])
     return keys ? `key:${keys.accessKey}` : `ip:${request.ip}`
@@ -111,12 +110,41 @@ export default fp<ApiOptions>(async (app, opts) => {
     },
     transform: (args) => (args.url.startsWith('/api/') && !args.url.startsWith('/api/docs') ? jsonSchemaTransform(args) : { schema: { ...args.schema, hide: true }, url: args.url }),
   })
-  await app.register(swaggerUi, {
+  let docs: Promise<FastifyInstance> | undefined
+  const serveDocs = async (request: FastifyRequest, reply: FastifyReply) => {
+    docs ??= swaggerUiApp(app).catch((err: unknown) => {
+      docs = undefined
+      throw err
+    })
+    const res = await (await docs).inject({ method: request.method as 'GET' | 'HEAD', url: request.url, headers: request.headers })
+    for (const [name, value] of Object.entries(res.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) reply.header(name, value)
+    return reply.code(res.statusCode).send(res.rawPayload)
+  }
+  app.get('/api/docs', { config: { access: 'public' }, schema: { hide: true } }, serveDocs)
+  app.get('/api/docs/*', { config: { access: 'public' }, schema: { hide: true } }, serveDocs)
+  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger())
+})
+
+/** Headers of the Swagger UI instance's answers that belong to that answer's connection, not to ours. */
+const HOP_HEADERS = new Set(['connection', 'content-length', 'date', 'keep-alive', 'transfer-encoding'])
+
+/**
+ * Swagger UI (its page, scripts and styles: @fastify/swagger-ui and the packages under it) is
+ * loaded on the first visit of /api/docs, not at start-up: a Fastify instance of its own,
+ * answering through inject, on the portal's OpenAPI document.
+ */
+async function swaggerUiApp(app: FastifyInstance): Promise<FastifyInstance> {
+  const { default: swaggerUi } = await import('@fastify/swagger-ui')
+  const ui = Fastify()
+  // swagger-ui needs @fastify/swagger's document; the portal's is the one.
+  await ui.register(fp(async (scope) => void scope.decorate('swagger', app.swagger.bind(app)), { name: '@fastify/swagger' }))
+  await ui.register(swaggerUi, {
     routePrefix: '/api/docs',
     staticCSP: "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'",
   })
-  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger())
-})
+  await ui.ready()
+  return ui
+}
 
 /**
  * `X-Impersonate: username=...` on an Administrator's API call acts as that user (Tenable's

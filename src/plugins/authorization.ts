@@ -67,7 +67,7 @@ const csrfGuard: preHandlerAsyncHookHandler = async function (request) {
 // its access, or the portal refuses to start (fail closed).
 const PUBLIC_PREFIXES = ['/static/', '/api/docs']
 
-export default fp<AuthorizationOptions>(async (app, opts) => {
+export default fp<AuthorizationOptions>(async function authorization(app, opts) {
   const gate = gateOf(opts)
   app.addHook('onRoute', (route) => {
     route.config ??= {}

@@ -66,7 +66,7 @@ function checkText(request: FastifyRequest): void {
  * the body, query or params. Runs after the gate (authorization.ts), which answers before
  * any body is read.
  */
-export default fp(async (app) => {
+export default fp(async function bodies(app) {
   // Uploads are small: one file, size-limited before anything is decoded; short fields.
   await app.register(multipart, { limits: { fileSize: 256 * 1024, files: 1, fields: 20, parts: 21, fieldSize: 64 * 1024 } })
 

@@ -24,7 +24,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, status: number,
 }
 
 /** Turns thrown errors into the error page or the API's JSON; never a stack trace. */
-export default fp(async (app) => {
+export default fp(async function errors(app) {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     if (error instanceof UnauthorizedError && !wantsJson(request)) {
       if (isHtmx(request)) return reply.header('HX-Redirect', '/login').code(401).send()

@@ -65,7 +65,7 @@ export interface RefusalsOptions {
   windowMs?: number
 }
 
-export default fp<RefusalsOptions>(async (app, opts) => {
+export default fp<RefusalsOptions>(async function refusals(app, opts) {
   const windowMs = opts.windowMs ?? REFUSAL_WINDOW_MS
   const windows = new Map<RefusalKind, Window>()
   const errors = new WeakMap<FastifyRequest, Error>()

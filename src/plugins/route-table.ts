@@ -12,7 +12,7 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async (app) => {
+export default fp(async function routeTable(app) {
   const routes: RouteOptions[] = []
   app.decorate('routeTable', routes)
   app.addHook('onRoute', (route) => void routes.push(route))

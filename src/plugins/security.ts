@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import helmet from 'helmet'
 
 /** Security headers for every response; no-store for anything a signed-in user sees. */
-export default fp(async (app) => {
+export default fp(async function security(app) {
   const https = app.config.baseUrl.startsWith('https://')
   const setHeaders = helmet({
     contentSecurityPolicy: {

@@ -30,7 +30,7 @@ export function sessionCookieName(baseUrl: string): string {
  * Server-side sessions: the encrypted cookie holds only a random token; the row (keyed by
  * the token's hash) holds the user, the times and the Remember Me choice.
  */
-export default fp(async (app) => {
+export default fp(async function session(app) {
   const secure = app.config.baseUrl.startsWith('https://')
   // The cookie's own validity (secure-session's `expiry`, 24 hours unless given) must outlast
   // the longest session, or a session longer than a day would end early; the session row

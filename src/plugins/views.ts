@@ -23,7 +23,7 @@ export interface ViewsOptions {
   resourceLinks(): Promise<ReadonlyArray<{ label: string; href: string }>>
 }
 
-export default fp<ViewsOptions>(async (app, options) => {
+export default fp<ViewsOptions>(async function views(app, options) {
   // Eta itself, called directly: templates are cached once compiled (re-read in development).
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
 

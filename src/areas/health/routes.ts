@@ -1,16 +1,25 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { databaseAnswers, sqliteHealth } from '../../db/index.ts'
 import { isDraining } from '../../ops/shutdown.ts'
 
 // Liveness and readiness for load balancers and the Docker HEALTHCHECK. /healthz never
 // touches the database; /readyz says 503 while the portal shuts down or writes cannot get
 // through (docs/operations.md).
+const starting = new WeakMap<FastifyInstance, Promise<unknown>>()
+/** Start-up work still running after the port opened (src/server.ts): /readyz says 503 until it ends. */
+export function startingUntil(app: FastifyInstance, work: Promise<unknown>): void {
+  starting.set(app, work)
+  const done = () => void starting.delete(app)
+  work.then(done, done)
+}
+
 const routes: FastifyPluginAsync = async (app) => {
   const health = sqliteHealth(app.db)
   if (health) health.log = app.log
   app.get('/healthz', { config: { access: 'public' }, logLevel: 'warn' }, async () => ({ status: 'ok' }))
   app.get('/readyz', { config: { access: 'public' }, logLevel: 'warn' }, async (_request, reply) => {
     if (isDraining(app)) return reply.code(503).send({ status: 'shutting down' })
+    if (starting.has(app)) return reply.code(503).send({ status: 'starting' })
     if (health) {
       // Synchronous and without waiting: a query through Kysely would queue behind a write
       // waiting for the lock.

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import QRCode from 'qrcode'
 import { z } from 'zod'
 import { ValidationError } from '../../lib/errors.ts'
 import { totpUri } from '../../lib/otp.ts'
@@ -137,6 +136,8 @@ const routes: FastifyPluginAsync = async (app) => {
     const view = { title: 'Authenticator App', replacing: Boolean((await findTwoFactor(app.db, request.auth!.user.id))?.totp_secret), ...extra }
     const render = (data: Record<string, unknown>) => reply.render('my-account/authenticator', { ...view, ...data }, { fragment: 'my-account/_authenticator', status })
     if (typeof step === 'string') return render({ step })
+    // qrcode (and the PNG code under it) is loaded with the first set-up page, not at start-up.
+    const { default: QRCode } = await import('qrcode')
     const qr = await QRCode.toString(totpUri(step.secret, request.auth!.user.username), { type: 'svg', margin: 1, width: 200 })
     return render({ step: 'code', qr, secret: step.secret.replace(/(.{4})/g, '$1 ').trim() })
   }

@@ -1,18 +1,18 @@
-import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { OutboundMessage, Transport } from './service.ts'
 
 // How messages leave the outbox when an operator configures a way out (SMTP_URL, SMS_WEBHOOK_URL).
 
 export class SmtpTransport implements Transport {
-  private readonly transporter
-  constructor(url: string, private readonly from: string) {
-    this.transporter = nodemailer.createTransport(url)
-  }
+  // nodemailer (half a megabyte) is loaded with the first message, not at start-up.
+  private transporter?: Promise<Transporter>
+  constructor(private readonly url: string, private readonly from: string) {}
   async deliver(m: OutboundMessage): Promise<void> {
-    await this.transporter.sendMail({ from: this.from, to: m.to, subject: m.subject, text: m.text })
+    this.transporter ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(this.url))
+    await (await this.transporter).sendMail({ from: this.from, to: m.to, subject: m.subject, text: m.text })
   }
   close(): void {
-    this.transporter.close()
+    void this.transporter?.then((t) => t.close())
   }
 }
 
