@@ -6,7 +6,7 @@ import type { Portal } from '../../types.ts'
 import { ConflictError } from '../../lib/errors.ts'
 import { roleLabel } from '../../lib/roles.ts'
 import { LICENSED_APP_CODES, parseApps } from '../accounts/licensed-apps.ts'
-import { audit } from '../audit/service.ts'
+import { audit, type AuditBy } from '../audit/service.ts'
 import { findLogoPng } from '../logos/repository.ts'
 import { activeSigningKey } from './signing-keys.ts'
 
@@ -76,7 +76,7 @@ export async function signAssertion(portal: Portal, actor: Actor, account: Accou
  * Tells every instance a deleted user could reach who receives their objects (the guide's
  * deletion table is applied by the instance). Failures are audited, never thrown.
  */
-export async function notifyUserTransfer(portal: Portal, by: Parameters<typeof audit>[1], deleted: Pick<User, 'uuid' | 'username' | 'name'>, successor: Pick<User, 'uuid' | 'username' | 'name'>, bases: string[]): Promise<void> {
+export async function notifyUserTransfer(portal: Portal, by: AuditBy, deleted: Pick<User, 'uuid' | 'username' | 'name'>, successor: Pick<User, 'uuid' | 'username' | 'name'>, bases: string[]): Promise<void> {
   if (bases.length === 0) return
   const { kid, key } = await activeSigningKey(portal)
   for (const base of [...new Set(bases)]) {
