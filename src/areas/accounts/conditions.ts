@@ -56,11 +56,6 @@ export function searchWords(text: string | undefined): { long: string[]; short: 
   return { long: words.filter(isLong), short: words.filter((w) => !isLong(w)) }
 }
 
-function searchWordsList(text: string | undefined): string[] {
-  const { long, short } = searchWords(text)
-  return [...long, ...short]
-}
-
 /** The FTS5 query for the long words: each a quoted trigram phrase, all required. */
 export function ftsQuery(long: string[]): string {
   return long.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ')
@@ -123,7 +118,8 @@ export function whereQuery(eb: Eb, dialect: Dialect, viewer: Viewer, q: AccountQ
   const visible = visibleTo(eb, viewer, assigned)
   const conditions: Expression<SqlBool>[] = visible ? [visible] : []
   const scanRows = visible !== null && assigned === 'set'
-  conditions.push(...(scanRows ? searchWordsList(q.text).map(likeWord) : textConditions(dialect, q.text, plan.sortIndex ?? false)))
+  const { long, short } = searchWords(q.text)
+  conditions.push(...(scanRows ? [...long, ...short].map(likeWord) : textConditions(dialect, q.text, plan.sortIndex ?? false)))
   if (q.filters?.length) {
     const parts = q.filters.map((f) => filterCondition(eb, f))
     conditions.push(q.filterType === 'or' ? eb.or(parts) : eb.and(parts))

@@ -13,8 +13,8 @@ import type { Viewer } from './visibility.ts'
 //
 //   plan          when                                                  how
 //   whole table   an Administrator, no words and no filters             a page of the sort index, compiled once; count(*)
-//   trigram ids   SQLite, words of 3+ characters only, no filters,      the index's ids (up to cap+1) as one JSON array:
-//                 at most `cap` matches                                 counted, sorted by their sort key, one page read
+//   trigram ids   SQLite, words of 3+ characters only, no filters, an   the index's ids (up to cap+1) as one JSON array:
+//                 Administrator or `lookup`, at most `cap` matches      counted, sorted by their sort key, one page read
 //   window        SQLite, words, more than `cap` matches, the window    the first rows of the sort order, the words checked
 //                 (SEARCH_WINDOW_ROWS or 100 pages) at most 20,000 rows on each until a page is found
 //                 and holding a full page
