@@ -149,6 +149,13 @@ export interface UserAccountsTable {
   created_at: number
 }
 
+/** Per user, the regions of their assigned accounts and how many are in each (kept by triggers, migration 0013). */
+export interface AssignedRegionsTable {
+  user_id: number
+  region: string
+  accounts: number
+}
+
 export interface AccountNameHistoryTable {
   uuid: string
   account_id: number
@@ -214,6 +221,7 @@ export interface Database {
   logos: LogosTable
   accounts: AccountsTable
   user_accounts: UserAccountsTable
+  assigned_regions: AssignedRegionsTable
   account_name_history: AccountNameHistoryTable
   saved_searches: SavedSearchesTable
   two_factor: TwoFactorTable
