@@ -5,11 +5,12 @@ import type { Config } from './config.ts'
 import { openDatabase } from './db/index.ts'
 import { migrateToLatest } from './db/migrations.ts'
 import { loadOrCreateKey } from './lib/keys.ts'
-import { Messenger, clearExpiredMessages, SmsWebhookTransport, SmtpTransport, type Transport } from './lib/messages.ts'
+import { Messenger, clearExpiredMessages, type Transport } from './areas/outbox/service.ts'
+import { SmsWebhookTransport, SmtpTransport } from './areas/outbox/transports.ts'
 import { setHashConcurrency } from './lib/passwords.ts'
 import authorization from './plugins/authorization.ts'
 import routeTable from './plugins/route-table.ts'
-import metrics from './ops/metrics.ts'
+import metrics, { kyselyQueryLog, recordWriteFault } from './ops/metrics.ts'
 import bodies from './plugins/bodies.ts'
 import errors from './plugins/errors.ts'
 import refusals from './plugins/refusals.ts'
@@ -37,6 +38,10 @@ import settingsRoutes from './areas/settings/routes.ts'
 import auditRoutes from './areas/audit/routes.ts'
 import auditApiRoutes from './areas/audit/api-routes.ts'
 import healthRoutes from './areas/health/routes.ts'
+import { getResourceLinks, getSettings } from './areas/settings/service.ts'
+import { audit } from './areas/audit/service.ts'
+import { authenticateApiKeys, parseApiKeysHeader } from './areas/api/service.ts'
+import { findUserByUsername } from './areas/auth/repository.ts'
 import './types.ts'
 
 export interface BuildOptions {
@@ -70,7 +75,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
   if (config.argon2Concurrency) setHashConcurrency(config.argon2Concurrency)
 
-  const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema })
+  const observer = { query: kyselyQueryLog(), writeFault: recordWriteFault }
+  const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema, observer })
   app.decorate('config', config)
   app.decorate('db', handle.db)
   app.decorate('dialect', handle.dialect)
@@ -93,17 +99,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.smsWebhookUrl) transports.sms = new SmsWebhookTransport(config.smsWebhookUrl)
   app.decorate('messenger', new Messenger(handle.db, app.log, transports, new Set(config.smsViaOutbox ? ['email', 'sms'] : ['email'])))
 
-  await app.register(authorization)
+  // Plugins import no area: what each needs of one is passed here.
+  await app.register(authorization, { require2fa: async () => (await getSettings(app.db)).require2fa })
   await app.register(routeTable)
   await app.register(metrics, { token: config.metricsToken })
   await app.register(formbody)
   await app.register(bodies)
   await app.register(session)
   await app.register(security)
-  await app.register(views)
+  await app.register(views, { resourceLinks: () => getResourceLinks(app.db) })
   await app.register(errors)
-  await app.register(refusals)
-  await app.register(api)
+  await app.register(refusals, { record: (summary) => audit(app.db, null, summary) })
+  await app.register(api, {
+    parseKeys: parseApiKeysHeader,
+    authenticate: (keys) => authenticateApiKeys(app, keys),
+    findUserByUsername: (username) => findUserByUsername(app.db, username),
+  })
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h', index: false })
   await app.register(fastifyStatic, { root: HTMX_DIR, prefix: '/static/htmx/', decorateReply: false, maxAge: '1d', index: false, allowedPath: (p) => p === '/htmx.min.js' })
 

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/index.ts'
 import { migrateToLatest } from './db/migrations.ts'
 import { createAdministrator } from './areas/auth/service.ts'
-import { latestMessages } from './lib/messages.ts'
+import { latestMessages } from './areas/outbox/service.ts'
 import { ValidationError } from './lib/errors.ts'
 import pkg from '../package.json' with { type: 'json' }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.ts'
 import type { Config } from './config.ts'
-import { bootstrapFirstAdministrator } from './lib/bootstrap.ts'
+import { bootstrapFirstAdministrator } from './ops/bootstrap.ts'
 import { exitOnSignals } from './ops/shutdown.ts'
 
 /** Starts the portal and listens; only this module listens (tests use app.inject). */

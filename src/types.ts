@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Config } from './config.ts'
 import type { Database, Session, User } from './db/schema.ts'
 import type { Dialect } from './db/index.ts'
-import type { Messenger } from './lib/messages.ts'
+import type { Messenger } from './areas/outbox/service.ts'
 import type SQLite from 'better-sqlite3'
 
 /**

@@ -1,6 +1,5 @@
 import type SQLite from 'better-sqlite3'
 import { ServiceUnavailableError } from '../lib/errors.ts'
-import { dbWriteFaults, dbWritesFailing } from '../ops/metrics.ts'
 
 // Faults of the database itself, as opposed to errors of a query: a lock held too long by
 // another connection, a full disk, a file or folder that cannot be written. They answer
@@ -75,9 +74,12 @@ export class SqliteHealth {
   #failing: Failing | null = null
   log: Logger = stderrLogger
   readonly #sqlite: SQLite.Database
+  readonly #observe: ((code: string | null) => void) | undefined
 
-  constructor(sqlite: SQLite.Database) {
+  /** `observe` hears of each failed write (its code) and of the end of a burst (null). */
+  constructor(sqlite: SQLite.Database, observe?: (code: string | null) => void) {
     this.#sqlite = sqlite
+    this.#observe = observe
   }
 
   get failing(): boolean {
@@ -87,8 +89,7 @@ export class SqliteHealth {
   /** A write failed with `code`: counted, and logged unless this burst was logged lately. */
   writeFailed(code: string, err: unknown): void {
     const now = Date.now()
-    dbWriteFaults.inc({ code })
-    dbWritesFailing.set(1)
+    this.#observe?.(code)
     const failing = this.#failing
     if (!failing) {
       this.#failing = { code, since: now, last: now, count: 1, loggedAt: now }
@@ -109,7 +110,7 @@ export class SqliteHealth {
     const failing = this.#failing
     if (!failing) return
     this.#failing = null
-    dbWritesFailing.set(0)
+    this.#observe?.(null)
     this.log.warn({ code: failing.code, failures: failing.count, durationMs: Date.now() - failing.since }, 'database writes work again')
   }
 

@@ -1,10 +1,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type QueryResult, type SqliteDialectConfig } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.ts'
-import { kyselyQueryLog } from '../ops/metrics.ts'
+import type { DatabaseObserver } from './observer.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
 import { allowDirectReads } from './prepared.ts'
 import { BUSY_BUDGET_MS, BUSY_MESSAGE, CANNOT_SAVE_MESSAGE, SqliteHealth, isBusy, sqliteFault } from './faults.ts'
@@ -30,6 +30,16 @@ export function sqliteHealth(db: Kysely<Database>): SqliteHealth | undefined {
   return healthByDb.get(db)
 }
 
+/** Whether the database answers a trivial query (the readiness check on PostgreSQL). */
+export async function databaseAnswers(db: Kysely<Database>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db)
+    return true
+  } catch {
+    return false
+  }
+}
+
 // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v) => Number(v))
 
@@ -39,6 +49,8 @@ export interface OpenOptions {
   /** PostgreSQL schema to use (tests give each file its own). */
   pgSchema?: string
   sqliteFile?: string
+  /** Told of every query's time and of write faults (the metrics). */
+  observer?: DatabaseObserver
 }
 
 export function openDatabase(opts: OpenOptions): DatabaseHandle {
@@ -50,7 +62,7 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
       connectionTimeoutMillis: 10_000,
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema},public` } : {}),
     })
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyQueryLog() }), dialect: 'postgres' }
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: opts.observer?.query }), dialect: 'postgres' }
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const file = opts.sqliteFile ?? path.join(opts.dataDir, 'portal.sqlite')
@@ -66,7 +78,7 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   // Up to 128 MiB of pages in memory (SQLite's default is 2 MiB, a few thousand accounts): a
   // search walking the accounts otherwise rereads them from the OS on every request.
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
-  const health = new SqliteHealth(sqlite)
+  const health = new SqliteHealth(sqlite, opts.observer?.writeFault)
   const probed = health.probe()
   if (probed && !isBusy(probed)) {
     sqlite.close()
@@ -74,8 +86,8 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
   }
   const statements = withStatementCache(sqlite)
   const dialect = new FaultAwareSqliteDialect({ database: statements }, sqlite, health)
-  const db = new Kysely<Database>({ dialect, log: kyselyQueryLog() })
-  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql))
+  const db = new Kysely<Database>({ dialect, log: opts.observer?.query })
+  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql), opts.observer?.query)
   healthByDb.set(db, health)
   return { db, dialect: 'sqlite', sqlite, health }
 }

@@ -1,20 +1,17 @@
-import type { CompiledQuery, Compilable, Kysely } from 'kysely'
+import type { CompiledQuery, Compilable, Kysely, Logger } from 'kysely'
 import type SQLite from 'better-sqlite3'
 import type { Database } from './schema.ts'
-import { dbQueryDuration } from '../ops/metrics.ts'
 
 /**
  * SQLite connections whose reads may skip Kysely's driver (registered by openDatabase): the
  * connection, to ask whether a transaction is open, and the statement cache Kysely itself
- * prepares from (whose reading statements return rows made by rowMaker).
+ * prepares from (whose reading statements return rows made by rowMaker), and the database's
+ * query log, told of these reads as Kysely tells it of its own.
  */
-const directReads = new WeakMap<Kysely<Database>, { sqlite: SQLite.Database; prepare: (sql: string) => SQLite.Statement }>()
-export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement): void {
-  directReads.set(db, { sqlite, prepare })
+const directReads = new WeakMap<Kysely<Database>, { sqlite: SQLite.Database; prepare: (sql: string) => SQLite.Statement; log: Logger | undefined }>()
+export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement, log?: Logger): void {
+  directReads.set(db, { sqlite, prepare, log })
 }
-
-const selects = dbQueryDuration.labels('select', 'ok')
-const observeSelect = (seconds: number) => selects.observe(seconds)
 
 /**
  * A query whose shape never changes, built and compiled once per database and then run with
@@ -41,7 +38,7 @@ export function preparedQuery<R>(build: (db: Kysely<Database>) => Compilable<R>)
       if (statement.reader) {
         const started = performance.now()
         const rows = statement.all(parameters) as R[]
-        observeSelect((performance.now() - started) / 1000)
+        void direct.log?.({ level: 'query', query, queryDurationMillis: performance.now() - started })
         return rows
       }
     }

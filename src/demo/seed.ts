@@ -116,7 +116,7 @@ async function seedAccounts(app: FastifyInstance, adminUsername: string): Promis
   const now = Date.now()
   const day = 86_400_000
   const admin = await app.db.selectFrom('users').select('id').where('username', '=', adminUsername).executeTakeFirstOrThrow()
-  const logoIds = await seedDemoLogos(app, admin.id)
+  const logoIds = await seedDemoLogos(app.db, admin.id)
   const ids: number[] = []
   for (const [i, [name, apps, region, assets, limit, days, notes]] of CUSTOMERS.entries()) {
     const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-+$/, '')

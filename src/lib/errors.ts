@@ -1,4 +1,5 @@
 // Errors that routes and services throw; the error plugin turns each into a page or JSON.
+import type { ZodError } from 'zod'
 
 export class HttpError extends Error {
   constructor(
@@ -47,6 +48,13 @@ export class ValidationError extends HttpError {
   ) {
     super(422, message)
   }
+}
+
+/** A zod error as ValidationError's messages: the first per field ('form' for the whole input). */
+export function fieldErrors(error: ZodError): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const issue of error.issues) out[String(issue.path[0] ?? 'form')] ??= issue.message
+  return out
 }
 
 /** The session passed the password but still owes its second factor. */

@@ -14,7 +14,8 @@ import pkg from '../../package.json' with { type: 'json' }
 // - mssp_db_query_duration_seconds{operation,outcome}: from Kysely's `log` option
 //   (`kyselyQueryLog()`);
 // - mssp_db_write_faults_total{code} and mssp_db_writes_failing: database faults (a lock
-//   held too long, a full disk, a read-only file), fed by src/db/faults.ts;
+//   held too long, a full disk, a read-only file), `recordWriteFault` as src/db/faults.ts
+//   reports them. app.ts hands both to openDatabase as its observer: db/ knows no metrics;
 // - Node's process metrics (CPU, memory, event loop lag, GC) and mssp_portal_info{version}.
 //
 // Who may read them: with METRICS_TOKEN set, only requests carrying
@@ -96,6 +97,12 @@ export function kyselyQueryLog(): Logger {
   return (event) => {
     dbQueryDuration.observe({ operation: operationOf(event), outcome: event.level === 'error' ? 'error' : 'ok' }, event.queryDurationMillis / 1000)
   }
+}
+
+/** A write refused by a database fault (its code), or writes getting through again (null). */
+export function recordWriteFault(code: string | null): void {
+  if (code) dbWriteFaults.inc({ code })
+  dbWritesFailing.set(code ? 1 : 0)
 }
 
 export interface MetricsOptions {

@@ -4,11 +4,10 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
-import { authenticateApiKeys, parseApiKeysHeader } from '../areas/api/service.ts'
 import { databaseFailureCounter, databaseRateLimitStore, memoryFailureCounter } from '../ops/rate-limit-store.ts'
 import { ConflictError, ForbiddenError, HttpError, NotFoundError, UnauthorizedError } from '../lib/errors.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
-import { findUserByUsername } from '../areas/auth/repository.ts'
+import type { User } from '../db/schema.ts'
 import { hasBadText } from './bodies.ts'
 import pkg from '../../package.json' with { type: 'json' }
 
@@ -49,7 +48,23 @@ declare module 'fastify' {
  */
 export const API_KEY_FAILURES_PER_MINUTE = 10
 
-export default fp(async (app) => {
+type ApiKeys = { accessKey: string; secretKey: string }
+
+/** What the API plumbing needs of the areas (app.ts passes the api and auth areas' functions). */
+export interface ApiOptions {
+  /** The X-ApiKeys header's keys, or null when it is malformed. */
+  parseKeys(header: string | string[] | undefined): ApiKeys | null
+  /** The enabled user these keys belong to, or null. */
+  authenticate(keys: ApiKeys): Promise<User | null>
+  /** A user by (lower-case) username, for X-Impersonate. */
+  findUserByUsername(username: string): Promise<User | undefined>
+}
+
+export default fp<ApiOptions>(async (app, opts) => {
+  const rateLimitKey = (request: FastifyRequest): string => {
+    const keys = opts.parseKeys(request.headers['x-apikeys'])
+    return keys ? `key:${keys.accessKey}` : `ip:${request.ip}`
+  }
   app.decorate('apiRoutes', [])
   app.addConstraintStrategy(apiKeysConstraint)
 
@@ -67,14 +82,14 @@ export default fp(async (app) => {
   // X-ApiKeys authenticates a request on any path; a bad header is a 401, never a fallback to the cookie.
   app.addHook('onRequest', async (request, reply) => {
     if ('x-apikeys' in request.headers) {
-      const keys = parseApiKeysHeader(request.headers['x-apikeys'])
+      const keys = opts.parseKeys(request.headers['x-apikeys'])
       const counted = [`ip:${normalizeIP(request.ip)}`, ...(keys ? [`key:${keys.accessKey}`] : [])]
       const peak = await failures.peak(counted)
       if (peak.count >= API_KEY_FAILURES_PER_MINUTE) {
         reply.header('Retry-After', String(Math.max(1, Math.ceil(peak.ttl / 1000))))
         throw new HttpError(429, 'Too many failed API key attempts. Try again later.')
       }
-      const user = keys ? await authenticateApiKeys(app, keys) : null
+      const user = keys ? await opts.authenticate(keys) : null
       if (!user) {
         await failures.add(counted)
         throw new UnauthorizedError('Invalid API keys.')
@@ -84,7 +99,7 @@ export default fp(async (app) => {
     if ('x-impersonate' in request.headers) {
       // For API-key calls to the API only: a browser assists instead (time-limited, marked, audited).
       if (request.auth?.via !== 'api-key' || !request.routeOptions.config.api) throw new HttpError(400, 'X-Impersonate is accepted only on API calls authenticated by API keys.')
-      await impersonate(request)
+      await impersonate(request, opts.findUserByUsername)
     }
   })
 
@@ -107,21 +122,16 @@ export default fp(async (app) => {
  * `X-Impersonate: username=...` on an Administrator's API call acts as that user (Tenable's
  * assist for the API): the same rules as assisting in the browser, audited with both names.
  */
-async function impersonate(request: FastifyRequest): Promise<void> {
+async function impersonate(request: FastifyRequest, findUserByUsername: ApiOptions['findUserByUsername']): Promise<void> {
   const auth = request.auth!
   const username = /^\s*username\s*=\s*(\S+)\s*$/.exec(String(request.headers['x-impersonate']))?.[1]?.toLowerCase()
   if (auth.user.role !== ADMINISTRATOR || auth.assistedBy) throw new ForbiddenError('Only an Administrator can impersonate a user.')
   if (!username || hasBadText(username)) throw new HttpError(400, 'X-Impersonate must be username=<username>.')
-  const target = await findUserByUsername(request.server.db, username)
+  const target = await findUserByUsername(username)
   if (!target) throw new NotFoundError('No user has this username.')
   if (target.id === auth.user.id) throw new ConflictError('You cannot impersonate yourself.')
   if (target.enabled !== 1) throw new ConflictError('You cannot impersonate a disabled user.')
   request.auth = { ...auth, user: target, has2fa: true, assistedBy: auth.user }
-}
-
-function rateLimitKey(request: FastifyRequest): string {
-  const keys = parseApiKeysHeader(request.headers['x-apikeys'])
-  return keys ? `key:${keys.accessKey}` : `ip:${request.ip}`
 }
 
 /**

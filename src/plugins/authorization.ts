@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest, preHandlerAsyncHookHandler, preParsingAsyncHookHandler } from 'fastify'
 import { ADMINISTRATOR } from '../lib/roles.ts'
 import { CsrfError, ForbiddenError, SecondFactorRequiredError, TwoFactorSetupRequiredError, UnauthorizedError } from '../lib/errors.ts'
-import { getSettings } from '../areas/settings/service.ts'
 import { safeEqual } from '../lib/tokens.ts'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -18,22 +17,29 @@ function submittedCsrfToken(request: FastifyRequest): string | undefined {
   return typeof value === 'string' ? value : undefined
 }
 
+export interface AuthorizationOptions {
+  /** Whether the require-2FA setting is on (from the settings area, by app.ts). */
+  require2fa(): Promise<boolean>
+}
+
 /**
  * The one gate every route passes: who may call it, checked before the body is read or
  * validated (the request is authenticated in onRequest, by session.ts and api.ts), so that
  * a caller without access gets 401/403 without sending or having checked a byte of body.
  */
-const gate: preParsingAsyncHookHandler = async function (request, reply) {
-  try {
-    await checkAccess(request)
-  } catch (err) {
-    // The body will not be read: close the connection rather than drain it.
-    if (Number(request.headers['content-length']) > 0 || 'transfer-encoding' in request.headers) reply.header('Connection', 'close')
-    throw err
+function gateOf(opts: AuthorizationOptions): preParsingAsyncHookHandler {
+  return async function gate(request, reply) {
+    try {
+      await checkAccess(request, opts)
+    } catch (err) {
+      // The body will not be read: close the connection rather than drain it.
+      if (Number(request.headers['content-length']) > 0 || 'transfer-encoding' in request.headers) reply.header('Connection', 'close')
+      throw err
+    }
   }
 }
 
-async function checkAccess(request: FastifyRequest): Promise<void> {
+async function checkAccess(request: FastifyRequest, opts: AuthorizationOptions): Promise<void> {
   const { access } = request.routeOptions.config
   if (access === 'public') return
   const auth = request.auth
@@ -42,7 +48,7 @@ async function checkAccess(request: FastifyRequest): Promise<void> {
   if (auth.via === 'api-key' && !request.routeOptions.config.api) throw new UnauthorizedError('API keys are accepted by the API only.')
   // Until the second factor is given, the session reaches only the code step.
   if (access !== 'pending-2fa' && auth.session?.pending_2fa === 1) throw new SecondFactorRequiredError()
-  if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await getSettings(request.server.db)).require2fa) {
+  if ((access === 'user' || access === 'administrator') && auth.via === 'session' && !auth.has2fa && (await opts.require2fa())) {
     throw new TwoFactorSetupRequiredError()
   }
   if (access === 'administrator' && auth.user.role !== ADMINISTRATOR) throw new ForbiddenError()
@@ -61,7 +67,8 @@ const csrfGuard: preHandlerAsyncHookHandler = async function (request) {
 // its access, or the portal refuses to start (fail closed).
 const PUBLIC_PREFIXES = ['/static/', '/api/docs']
 
-export default fp(async (app) => {
+export default fp<AuthorizationOptions>(async (app, opts) => {
+  const gate = gateOf(opts)
   app.addHook('onRoute', (route) => {
     route.config ??= {}
     const config = route.config as { access?: string }

@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { CsrfError, TwoFactorSetupRequiredError } from '../lib/errors.ts'
-import { audit } from '../areas/audit/service.ts'
 
 // Refused requests in the audit log, summed up: an attack (a scan of forbidden pages, forged
 // forms, guessed API keys, a flood into the rate limits) shows as one `security.refusals`
@@ -52,7 +51,21 @@ function refusalKind(request: FastifyRequest, status: number, error: Error | und
   return null
 }
 
-export default fp(async (app, opts: { windowMs?: number }) => {
+/** One window's summary, as the audit log records it. */
+export interface RefusalSummary {
+  action: 'security.refusals'
+  actor: null
+  target: { type: 'refusal'; id: RefusalKind }
+  fields: Record<string, string | number>
+}
+
+export interface RefusalsOptions {
+  /** Records a summary in the audit log (app.ts passes the audit area's audit()). */
+  record(summary: RefusalSummary): Promise<void>
+  windowMs?: number
+}
+
+export default fp<RefusalsOptions>(async (app, opts) => {
   const windowMs = opts.windowMs ?? REFUSAL_WINDOW_MS
   const windows = new Map<RefusalKind, Window>()
   const errors = new WeakMap<FastifyRequest, Error>()
@@ -62,7 +75,7 @@ export default fp(async (app, opts: { windowMs?: number }) => {
     const top = ranked.slice(0, TOP_ADDRESSES).map(([ip, n]) => `${ip} ×${n}`)
     if (ranked.length > TOP_ADDRESSES || w.others) top.push('…')
     try {
-      await audit(app.db, null, {
+      await opts.record({
         action: 'security.refusals',
         actor: null,
         target: { type: 'refusal', id: kind },

@@ -4,9 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database, Session, User } from '../db/schema.ts'
 import { ADMINISTRATOR } from '../lib/roles.ts'
-import * as repo from '../areas/auth/repository.ts'
+import * as repo from '../areas/auth/sessions.ts'
 import { hmac, randomToken, sha256 } from '../lib/tokens.ts'
-import { audit } from '../areas/audit/service.ts'
 import type { Actor, Origin } from '../lib/actor.ts'
 
 declare module '@fastify/secure-session' {
@@ -116,12 +115,13 @@ async function applyAssist(request: FastifyRequest, admin: User, session: Sessio
     const reason = expired ? 'time limit' : !assisted ? 'user deleted' : assisted.enabled !== 1 ? 'user disabled' : 'no longer an Administrator'
     // Recorded once, by the request that ended it; the Administrator is the actor.
     if (await repo.endAssist(app.db, session.id)) {
-      await audit(app.db, request, {
-        action: 'user.assist_stop',
-        actor: admin,
-        target: assisted ? { type: 'user', id: assisted.uuid, name: assisted.username } : { type: 'user', id: session.assist_user_id! },
-        fields: { reason, ...(expired ? { minutes: app.config.assistMaxMinutes } : {}) },
-      })
+      await repo.recordAssistEnded(
+        app.db,
+        originOf(request),
+        admin,
+        assisted ? { type: 'user', id: assisted.uuid, name: assisted.username } : { type: 'user', id: session.assist_user_id! },
+        { reason, ...(expired ? { minutes: app.config.assistMaxMinutes } : {}) },
+      )
     }
     session.assist_user_id = null
     session.assist_started_at = null

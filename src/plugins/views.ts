@@ -3,7 +3,6 @@ import { Eta } from 'eta'
 import type { FastifyReply } from 'fastify'
 import { ADMINISTRATOR, ROLES, ROLE_PERMISSIONS, roleLabel } from '../lib/roles.ts'
 import { isHtmx, takeFlash } from './session.ts'
-import { getResourceLinks } from '../areas/settings/service.ts'
 import * as fmt from '../lib/format.ts'
 
 declare module 'fastify' {
@@ -19,7 +18,12 @@ declare module 'fastify' {
 import { VIEWS_DIR } from '../lib/paths.ts'
 export { VIEWS_DIR }
 
-export default fp(async (app) => {
+export interface ViewsOptions {
+  /** The Resource Center menu's links, shown to signed-in users (from the settings area, by app.ts). */
+  resourceLinks(): Promise<ReadonlyArray<{ label: string; href: string }>>
+}
+
+export default fp<ViewsOptions>(async (app, options) => {
   // Eta itself, called directly: templates are cached once compiled (re-read in development).
   const eta = new Eta({ views: VIEWS_DIR, cache: app.config.env !== 'development', autoEscape: true })
 
@@ -37,7 +41,7 @@ export default fp(async (app) => {
       flash: wantsFragment ? null : await takeFlash(request),
       csrf: () => request.csrfToken(),
       path: request.url.split('?')[0],
-      resourceLinks: auth ? await getResourceLinks(app.db) : [],
+      resourceLinks: auth ? await options.resourceLinks() : [],
       productName: 'MSSP Portal',
       fmt,
       roles: ROLES,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { parse } from 'csv-parse/sync'
 import zlib from 'node:zlib'
 import { type Tap, Client, assign, buildTestApp, createAccount, createUser, dialects } from '../helper.ts'
@@ -259,11 +259,11 @@ for (const dialect of dialects) {
       t.equal(good.length, 150)
       // A row the database refuses (validation would never let it through): the 121st, in the second batch of inserts.
       const rows = good.map((r, i) => (i === 120 ? { ...r, container_name: null as unknown as string } : r))
-      const request = { server: app, auth: { user: admin, session: null, via: 'api-key' }, ip: '127.0.0.1' } as unknown as FastifyRequest
-      await t.rejects(importAccounts(request, rows, uuid(), Date.now()))
+      const actor = { user: admin, assistedBy: null, ip: '127.0.0.1' }
+      await t.rejects(importAccounts(app, actor, rows, uuid(), Date.now()))
       t.equal(await accountCount(app), 3, 'the first batch was rolled back')
       t.equal((await app.db.selectFrom('audit_events').select('id').where('action', '=', 'account.import').execute()).length, 0)
-      t.equal(await importAccounts(request, good, uuid(), Date.now()), 150)
+      t.equal(await importAccounts(app, actor, good, uuid(), Date.now()), 150)
       t.equal(await accountCount(app), 153)
     })
 

@@ -497,7 +497,7 @@ for (const dialect of dialects) {
 
     t.test('the demo logos are valid, within the limits, and one is light on transparent', async (t) => {
       const { app, user } = await signedIn(t, dialect)
-      const ids = await seedDemoLogos(app, user.id)
+      const ids = await seedDemoLogos(app.db, user.id)
       t.ok(ids.length >= 3 && ids.length <= 4)
       const rows = await app.db.selectFrom('logos').selectAll().where('id', 'in', ids).execute()
       t.equal(rows.length, ids.length)

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { type Tap, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { buildApp } from '../../src/app.ts'
-import { EXPIRED_BODY, latestMessages } from '../../src/lib/messages.ts'
+import { EXPIRED_BODY, latestMessages } from '../../src/areas/outbox/service.ts'
 
 const HOUR = 3_600_000
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Client, buildTestApp, createUser, dialects } from '../helper.ts'
 import { createSetupLink } from '../../src/areas/auth/service.ts'
-import { bootstrapFirstAdministrator } from '../../src/lib/bootstrap.ts'
+import { bootstrapFirstAdministrator } from '../../src/ops/bootstrap.ts'
 
 const ADMIN_PASSWORD = 'Harbor-Lights-31-Copper'
 const INVALID_LINK = 'This setup link is invalid, has expired or has been used already.'

@@ -9,7 +9,10 @@ import { errorSchema } from '../api/routes.ts'
 import { findLogoByUuid } from '../logos/repository.ts'
 import { LICENSED_APPS, LICENSED_APP_CODES } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import type { ApiAccountQuery, Filter, FilterOp } from './conditions.ts'
+import { findUserByUuid } from '../users/repository.ts'
 import * as service from './service.ts'
+import { actorOf } from '../../plugins/session.ts'
 
 // Tenable's MSSP account endpoints (`/mssp/accounts`, `/filters/mssp/accounts`) and the
 // portal's extensions (create, patch, replace assignments). See API.md.
@@ -22,7 +25,6 @@ export const MAX_PAGE = 10_000
 
 // --- Filters: one table is both the documentation (GET /filters) and the validation ---
 
-type FilterOp = repo.FilterOp
 export interface FilterDefinition {
   name: string
   readable_name: string
@@ -60,7 +62,7 @@ export const WILDCARD_FIELDS = ['container_name', 'custom_name', 'site_id', 'reg
 export const DEFAULT_WILDCARD_FIELDS: readonly string[] = ['container_name', 'custom_name', 'licensed_apps', 'site_id', 'notes']
 
 /** `field:operator:value` (the value may itself hold colons), checked against ACCOUNT_FILTERS. */
-export function parseFilter(raw: string): repo.Filter | string {
+export function parseFilter(raw: string): Filter | string {
   const first = raw.indexOf(':')
   const second = first < 0 ? -1 : raw.indexOf(':', first + 1)
   if (second < 0) return `The filter "${raw}" must look like field:operator:value.`
@@ -153,7 +155,7 @@ const listQuerySchema = z.object({
   f: z
     .preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().max(1000)).max(50, 'At most 50 filters.'))
     .transform((values, ctx) => {
-      const filters: repo.Filter[] = []
+      const filters: Filter[] = []
       values.forEach((raw, i) => {
         const parsed = parseFilter(raw)
         if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, path: [i] })
@@ -170,11 +172,11 @@ const listQuerySchema = z.object({
 })
 
 /** The wildcard: the indexed text search over the default fields, or `match` filters OR-ed over the chosen ones. */
-export function wildcardQuery(w: string | undefined, wf: readonly string[] | undefined): Pick<repo.ApiAccountQuery, 'text' | 'anyOf'> {
+export function wildcardQuery(w: string | undefined, wf: readonly string[] | undefined): Pick<ApiAccountQuery, 'text' | 'anyOf'> {
   const value = (w ?? '').trim()
   if (!value) return {}
   if (!wf?.length || wf.every((f) => DEFAULT_WILDCARD_FIELDS.includes(f))) return { text: value }
-  const anyOf: repo.Filter[] = []
+  const anyOf: Filter[] = []
   for (const field of new Set(wf)) {
     if (field === 'licensed_apps') {
       // Apps are stored as codes: a code or a name containing the text, as the Search box does.
@@ -243,8 +245,8 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request, reply) => {
     const { f, ft, w, wf, limit, offset } = request.query
-    const query: repo.ApiAccountQuery = { filters: f, filterType: ft, ...wildcardQuery(w, wf) }
-    const rows = repo.iterateApiAccounts(app.db, app.dialect, request.auth!.user, query, { offset, limit: limit ?? MAX_UNPAGED_ACCOUNTS })
+    const query: ApiAccountQuery = { filters: f, filterType: ft, ...wildcardQuery(w, wf) }
+    const rows = repo.iterateApiAccounts(app.db, app.dialect, actorOf(request).user, query, { offset, limit: limit ?? MAX_UNPAGED_ACCOUNTS })
     // The first batch is read before the response starts, so a failure is still a proper error.
     const first = await rows.next()
     return reply.type('application/json; charset=utf-8').send(Readable.from(accountsJson(first, rows)) as never)
@@ -256,7 +258,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const { _csrf, ...input } = request.body
     try {
-      const account = await service.createAccount(request, input)
+      const account = await service.createAccount(app.db, actorOf(request), input)
       return service.toApiAccount({ ...account, logo_uuid: null })
     } catch (err) {
       if (err instanceof ValidationError) return sendBadRequest(reply, err)
@@ -267,7 +269,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
   app.get('/mssp/accounts/:account_uuid', {
     config: { access: 'user' },
     schema: { tags: ['accounts'], summary: 'One account (404 when missing or not visible)', params: z.object({ account_uuid: z.string() }), response: { 200: apiAccountSchema, 401: errorSchema, 404: errorSchema } },
-  }, async (request) => service.toApiAccount(await service.requireVisibleAccount(request, request.params.account_uuid)))
+  }, async (request) => service.toApiAccount(await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)))
 
   app.patch('/mssp/accounts/:account_uuid', {
     config: { access: 'administrator' },
@@ -280,17 +282,17 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: apiAccountSchema, ...adminErrors },
     },
   }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, request.params.account_uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)
     const { _csrf, ...input } = request.body
     const changes = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined))
     if (Object.keys(changes).length === 0) throw new HttpError(400, `Nothing to change: send any of ${Object.keys(service.accountPatchSchema.shape).join(', ')}.`)
     try {
-      await service.patchAccount(request, account, changes)
+      await service.patchAccount(app.db, actorOf(request), account, changes)
     } catch (err) {
       if (err instanceof ValidationError) return sendBadRequest(reply, err)
       throw err
     }
-    return service.toApiAccount(await service.requireVisibleAccount(request, account.uuid))
+    return service.toApiAccount(await service.requireVisibleAccount(app.db, actorOf(request), account.uuid))
   })
 
   app.put('/mssp/accounts/logos', {
@@ -310,7 +312,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     const { logo_uuid, account_uuids } = request.body
     const logo = logo_uuid ? await findLogoByUuid(app.db, logo_uuid) : null
     if (logo_uuid && !logo) throw new NotFoundError('This logo does not exist.')
-    const updated = await service.assignLogo(request, account_uuids, logo?.id ?? null, logo?.name ?? null)
+    const updated = await service.assignLogo(app, actorOf(request), account_uuids, logo ?? null)
     return { updated }
   })
 
@@ -323,10 +325,10 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: childContainersSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
     },
   }, async (request) => {
-    const caller = request.auth!.user
+    const caller = actorOf(request).user
     const { user_uuid } = request.params
     if (caller.role !== ADMINISTRATOR && caller.uuid !== user_uuid) throw new ForbiddenError("Only Administrators may see another user's accounts.")
-    const target = z.uuid().safeParse(user_uuid).success ? await repo.findUserRefByUuid(app.db, user_uuid) : undefined
+    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
     if (!target) throw new NotFoundError('This user does not exist.')
     const rows = await repo.assignedAccountUuids(app.db, target.id)
     return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
@@ -345,9 +347,9 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => {
     const { user_uuid } = request.params
-    const target = z.uuid().safeParse(user_uuid).success ? await repo.findUserRefByUuid(app.db, user_uuid) : undefined
+    const target = z.uuid().safeParse(user_uuid).success ? await findUserByUuid(app.db, user_uuid) : undefined
     if (!target) throw new NotFoundError('This user does not exist.')
-    await service.replaceUserAssignments(request, target, request.body.account_uuids)
+    await service.replaceUserAssignments(app.db, actorOf(request), target, request.body.account_uuids)
     const rows = await repo.assignedAccountUuids(app.db, target.id)
     return { parent_uuid: PORTAL_CONTAINER_UUID, account_uuids: rows.map((r) => r.uuid) }
   })
@@ -361,7 +363,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: historySchema, 401: errorSchema, 404: errorSchema },
     },
   }, async (request) => {
-    const account = await service.requireVisibleAccount(request, request.params.account_uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), request.params.account_uuid)
     return { history: historyOf(account.uuid, await repo.nameHistory(app.db, account.id)) }
   })
 }

@@ -54,7 +54,7 @@ export const CSV_COLUMNS: CsvColumn[] = [
   {
     key: 'licensed_apps', header: 'Licensed Apps', importable: true,
     format: `Codes or names separated by ";": ${LICENSED_APPS.map((a) => `${a.code} (${a.label})`).join(', ')}.`,
-    example: 'vm;was', get: (a) => appsCell(a.licensed_apps),
+    example: 'vm;was', get: (a) => parseApps(a.licensed_apps).join(';'),
   },
   { key: 'licensed_assets', header: 'Licensed Assets', importable: true, format: 'Whole number, 0 or more (default 0).', example: '250', get: (a) => a.licensed_assets },
   { key: 'licensed_assets_limit', header: 'Licensed Assets Limit', importable: true, format: 'Whole number, 0 or more (default 0).', example: '500', get: (a) => a.licensed_assets_limit },
@@ -85,17 +85,6 @@ export function neutralise(value: Cell): Cell {
   // The first character's code, not a regular expression: this runs for every cell of an export.
   const first = value.charCodeAt(0)
   return first === 61 || first === 43 || first === 45 || first === 64 || first === 9 || first === 13 ? `'${value}` : value
-}
-
-/** The stored app codes ("vm,was") as the export writes them ("vm;was"), once per distinct list. */
-const appsCells = new Map<string, string>()
-function appsCell(stored: string): string {
-  let cell = appsCells.get(stored)
-  if (cell === undefined) {
-    if (appsCells.size >= 1000) appsCells.clear()
-    appsCells.set(stored, (cell = parseApps(stored).join(';')))
-  }
-  return cell
 }
 
 /** The import's inverse: an apostrophe the export added in front of a formula character goes. */

@@ -1,64 +1,26 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { NotFoundError, ValidationError } from '../../lib/errors.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
-import { LICENSED_APPS, LICENSED_APP_CODES, appLabel, parseApps } from './licensed-apps.ts'
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { LICENSED_APPS, appLabel, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import { countAccounts, listAccountsPage } from './search-plans.ts'
 import * as service from './service.ts'
+import { type ListQuery, assignLogoForm, editAccountForm, listQuerySchema, newAccountForm, saveSearchForm, toAccountQuery, uuidParams } from './forms.ts'
 import { listLogoChoices, findLogoByUuid } from '../logos/repository.ts'
-import { ConflictError } from '../../lib/errors.ts'
 import * as saved from './saved-searches.ts'
-import { audit } from '../audit/service.ts'
 import { ssoUnavailableReason } from '../instances/service.ts'
-
-// Missing values take their default directly; bad ones fall back through `catch` (which
-// builds an issue first: 30 times slower, so not for every plain page view).
-export const listQuerySchema = z.object({
-  q: z.string().max(200).catch('').default(''),
-  sort: z.enum(repo.SORTABLE).catch('container_name').default('container_name'),
-  dir: z.enum(['asc', 'desc']).catch('asc').default('asc'),
-  page: z.coerce.number().int().min(1).max(1_000_000).catch(1).default(1),
-  app: z.enum(LICENSED_APP_CODES as [string, ...string[]]).optional().catch(undefined),
-  region: z.string().max(50).optional().catch(undefined),
-  expires: z.enum(['expired', '30', '90']).optional().catch(undefined),
-})
-export type ListQuery = z.infer<typeof listQuerySchema>
-
-/** The page's search box and filters as a repository query (the export uses it too). */
-export function toAccountQuery(q: ListQuery): repo.AccountQuery {
-  const filters: repo.Filter[] = []
-  if (q.app) filters.push({ field: 'licensed_apps', op: 'eq', value: q.app })
-  if (q.region) filters.push({ field: 'region', op: 'eq', value: q.region })
-  if (q.expires === 'expired') filters.push({ field: 'days_to_expiration', op: 'lt', value: '0' })
-  else if (q.expires) filters.push({ field: 'days_to_expiration', op: 'lte', value: q.expires })
-  return { text: q.q, filters, filterType: 'and', sort: q.sort, dir: q.dir }
-}
 
 function stateParams(q: ListQuery) {
   return { q: q.q, sort: q.sort === 'container_name' ? undefined : q.sort, dir: q.dir === 'asc' ? undefined : q.dir, app: q.app, region: q.region, expires: q.expires }
 }
 
-/** The named fields a form post carries (absent ones stay absent); nothing from a body that is not a form. */
-function formFields<K extends string>(body: unknown, names: readonly K[]): Partial<Record<K, unknown>> {
-  const fields: Partial<Record<K, unknown>> = {}
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return fields
-  for (const name of names) if (Object.hasOwn(body, name)) fields[name] = (body as Record<string, unknown>)[name]
-  return fields
-}
-
-function selectedUuids(body: unknown): string[] {
-  const raw = (body as Record<string, unknown> | undefined)?.account
-  const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]
-  return list.filter((v): v is string => typeof v === 'string' && z.uuid().safeParse(v).success)
-}
-
 const routes: FastifyPluginAsync = async (app) => {
   async function listData(request: FastifyRequest, q: ListQuery) {
-    const viewer = request.auth!.user
     const query = toAccountQuery(q)
-    const { accounts, total, more, page } = await repo.listAccountsPage(app.db, app.dialect, viewer, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
+    const { accounts, total, more, page } = await listAccountsPage(app.db, app.dialect, actorOf(request).user, query, q.page, service.PAGE_SIZE, service.COUNT_CAP)
     const pages = Math.max(1, Math.ceil(total / service.PAGE_SIZE))
-    return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
+    return { accounts, total, more, page, pages, q, state: stateParams(q), apps: LICENSED_APPS, appLabel, parseApps, pageSize: service.PAGE_SIZE, marks: service.ROW_MARKS, expiryDays: service.EXPIRY_FILTER_DAYS, ssoReason: (a: Parameters<typeof ssoUnavailableReason>[1]) => ssoUnavailableReason(app, a) }
   }
 
   app.get('/accounts', { config: { access: 'user' } }, async (request, reply) => {
@@ -67,25 +29,24 @@ const routes: FastifyPluginAsync = async (app) => {
     const currentQuery = saved.normaliseQuery(at === -1 ? '' : request.url.slice(at + 1))
     const data = await listData(request, q)
     const htmx = isHtmx(request)
-    const regions = htmx ? [] : await repo.distinctRegions(app.db, request.auth!.user)
-    const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, request.auth!.user.id)
+    const { user } = actorOf(request)
+    const regions = htmx ? [] : await repo.distinctRegions(app.db, user)
+    const savedSearches = htmx ? [] : await saved.listSavedSearches(app.db, user.id)
     return reply.render('accounts/index', { title: 'Accounts', ...data, regions, savedSearches, currentQuery }, { fragment: 'accounts/_results' })
   })
 
   // Saved searches: a user's own named searches of the Accounts page.
   app.post('/accounts/saved-searches', { config: { access: 'user' } }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const query = typeof body.query === 'string' ? body.query : ''
+    const { name, query } = saveSearchForm.parse(request.body)
     try {
-      const id = await saved.saveSearch(app.db, request.auth!.user.id, { name: body.name, query })
-      await audit(app.db, request, { action: 'saved_search.create', target: { type: 'saved_search', id, name: String(body.name).trim() }, fields: { query: saved.normaliseQuery(query) } })
+      await saved.saveSearch(app.db, actorOf(request), { name, query })
     } catch (err) {
       if (err instanceof ValidationError || err instanceof ConflictError) {
         const message = err instanceof ValidationError ? Object.values(err.fieldErrors)[0] ?? err.message : err.message
         const q = listQuerySchema.parse(Object.fromEntries(new URLSearchParams(saved.normaliseQuery(query))))
         const data = await listData(request, q)
         reply.code(422)
-        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db, request.auth!.user), savedSearches: await saved.listSavedSearches(app.db, request.auth!.user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(body.name ?? '') })
+        return reply.render('accounts/index', { title: 'Accounts', ...data, regions: await repo.distinctRegions(app.db, actorOf(request).user), savedSearches: await saved.listSavedSearches(app.db, actorOf(request).user.id), currentQuery: saved.normaliseQuery(query), saveError: message, saveName: String(name ?? '') })
       }
       throw err
     }
@@ -94,25 +55,21 @@ const routes: FastifyPluginAsync = async (app) => {
   })
 
   app.post('/accounts/saved-searches/:uuid/delete', { config: { access: 'user' } }, async (request, reply) => {
-    const { uuid } = request.params as { uuid: string }
-    if (!z.uuid().safeParse(uuid).success) throw new NotFoundError()
-    const name = await saved.deleteSavedSearch(app.db, request.auth!.user.id, uuid)
-    await audit(app.db, request, { action: 'saved_search.delete', target: { type: 'saved_search', id: uuid, name } })
+    const params = z.object({ uuid: z.uuid() }).safeParse(request.params)
+    if (!params.success) throw new NotFoundError()
+    await saved.deleteSavedSearch(app.db, actorOf(request), params.data.uuid)
     await flash(request, 'Saved search deleted.')
     return redirect(request, reply, '/accounts')
   })
 
   // Add Account (Administrator; beyond the guide): every field of the account object.
-  const blankAccount = { container_name: '', custom_name: '', site_id: '', region: '', licensed_apps: [] as string[], licensed_assets: '0', licensed_assets_limit: '0', license_expiration: '', instance_url: '', contact_email: '', domains: '', lms_customer_id: '', sso_username: '', notes: '' }
+  const blankAccount = { ...newAccountForm.parse({}), licensed_assets: '0', licensed_assets_limit: '0' }
   app.get('/accounts/new', { config: { access: 'administrator' } }, async (_request, reply) =>
     reply.render('accounts/new', { title: 'Add Account', values: blankAccount, apps: LICENSED_APPS }, { fragment: 'accounts/_new' }),
   )
 
   app.post('/accounts/new', { config: { access: 'administrator' } }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : '')
-    const apps = Array.isArray(body.licensed_apps) ? body.licensed_apps : body.licensed_apps ? [body.licensed_apps] : []
-    const values = { ...blankAccount, ...Object.fromEntries(Object.keys(blankAccount).map((k) => [k, str(k)])), licensed_apps: apps.map(String) }
+    const values = newAccountForm.parse(request.body)
     const expiry = values.license_expiration ? Date.parse(`${values.license_expiration}T00:00:00Z`) : null
     const input = {
       ...values,
@@ -126,7 +83,7 @@ const routes: FastifyPluginAsync = async (app) => {
     }
     try {
       if (values.license_expiration && Number.isNaN(expiry)) throw new ValidationError({ license_expiration: 'Enter the date as YYYY-MM-DD.' })
-      await service.createAccount(request, input)
+      await service.createAccount(app.db, actorOf(request), input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       const errors = { ...err.fieldErrors }
@@ -144,7 +101,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Account Details for Support Ticket (Administrator)
   app.get('/accounts/:uuid/details', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), uuidParams.parse(request.params).uuid)
     const assignedUsers = await repo.assignedUserCount(app.db, account.id)
     return reply.render('accounts/details', { title: 'Account Details for Support Ticket', account, assignedUsers, appLabel, parseApps }, { fragment: 'accounts/_details' })
   })
@@ -155,23 +112,21 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), uuidParams.parse(request.params).uuid)
     return renderEdit(request, reply, account)
   })
 
   app.post('/accounts/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
-    const account = await service.requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
-    // A form changes only the fields it carries: a post without `notes` keeps the notes, and
-    // a body that is no form at all (text/plain arrives as a string) carries none.
-    const input = formFields(request.body, ['custom_name', 'notes'])
+    const account = await service.requireVisibleAccount(app.db, actorOf(request), uuidParams.parse(request.params).uuid)
+    const input = editAccountForm.parse(request.body)
     try {
-      await service.editAccount(request, account, input)
+      await service.editAccount(app.db, actorOf(request), account, input)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderEdit(request, reply, account, { errors: err.fieldErrors, alert: err.message, values: { custom_name: account.custom_name ?? '', notes: account.notes, ...input } }, 422)
     }
     if (isHtmx(request)) {
-      const updated = await service.requireVisibleAccount(request, account.uuid)
+      const updated = await service.requireVisibleAccount(app.db, actorOf(request), account.uuid)
       reply.header('HX-Trigger', 'accounts-changed')
       return renderEdit(request, reply, updated, { saved: 'Account changes saved successfully.' })
     }
@@ -182,11 +137,11 @@ const routes: FastifyPluginAsync = async (app) => {
   // Assign Logo to Accounts (Administrator): the ☆ button of the Selected bar, for the
   // checked accounts or (all=1) for every account matching the search.
   async function assignTarget(request: FastifyRequest, source: unknown) {
-    const params = (source ?? {}) as Record<string, unknown>
-    if (params.all !== '1') return { uuids: selectedUuids(source), all: null }
-    const q = listQuerySchema.parse(params)
+    const { all, account } = assignLogoForm.parse(source)
+    if (all !== '1') return { uuids: account, all: null }
+    const q = listQuerySchema.parse(source)
     const query = toAccountQuery(q)
-    const total = await repo.countAccounts(app.db, app.dialect, request.auth!.user, query)
+    const total = await countAccounts(app.db, app.dialect, actorOf(request).user, query)
     return { uuids: [] as string[], all: { total, query, state: stateParams(q) } }
   }
 
@@ -198,7 +153,7 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.post('/accounts/assign-logo', { config: { access: 'administrator' } }, async (request, reply) => {
     const target = await assignTarget(request, request.body)
-    const logoUuid = String((request.body as Record<string, unknown>)?.logo ?? '')
+    const logoUuid = assignLogoForm.parse(request.body).logo
     const logos = await listLogoChoices(app.db)
     const logo = logoUuid ? await findLogoByUuid(app.db, logoUuid) : null
     const nothing = target.all ? target.all.total === 0 : target.uuids.length === 0
@@ -206,8 +161,7 @@ const routes: FastifyPluginAsync = async (app) => {
     if (problem) {
       return reply.render('accounts/assign-logo', { title: 'Assign Logo to Accounts', ...target, logos, alert: problem }, { fragment: 'accounts/_assign-logo', status: 422 })
     }
-    if (target.all) await service.assignLogoToMatching(request, target.all.query, logo?.id ?? null, logo?.name ?? null)
-    else await service.assignLogo(request, target.uuids, logo?.id ?? null, logo?.name ?? null)
+    await service.assignLogo(app, actorOf(request), target.all ? target.all.query : target.uuids, logo ?? null)
     const message = 'Logo assigned to all selected accounts'
     if (isHtmx(request)) {
       reply.header('HX-Trigger', 'accounts-changed')

@@ -1,20 +1,35 @@
-import type { FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
 import { z } from 'zod'
-import type { Account, User } from '../../db/schema.ts'
-import { NotFoundError, ValidationError } from '../../lib/errors.ts'
+import type { Account, Database, User } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
+import type { Portal } from '../../types.ts'
+import { ConflictError, NotFoundError, ValidationError, fieldErrors } from '../../lib/errors.ts'
+import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { uuid } from '../../lib/tokens.ts'
 import { audit } from '../audit/service.ts'
 import { LICENSED_APP_CODES, formatApps, parseApps } from './licensed-apps.ts'
 import * as repo from './repository.ts'
+import type { AccountQuery } from './conditions.ts'
+import { auditEventExists } from '../audit/repository.ts'
+
+type Db = Kysely<Database>
+/** What the services that search need of the portal: the database and its dialect. */
+type Data = Pick<Portal, 'db' | 'dialect'>
 
 export const PAGE_SIZE = 50
 /** The Accounts page counts matches up to this many; beyond it says "1,000+". */
 export const COUNT_CAP = 1000
+/**
+ * Where the Accounts page marks a row: a license utilization (percent) from `utilizationNear`
+ * as near its limit and above `utilizationOver` as over it; an expiry within `expiringDays`.
+ */
+export const ROW_MARKS = { utilizationNear: 90, utilizationOver: 100, expiringDays: 30 } as const
+/** The License Expiration filter's choices besides Expired: within this many days. */
+export const EXPIRY_FILTER_DAYS = ['30', '90'] as const
 
 /** Throws 404 unless the account exists and the user may see it (the same answer either way). */
-export async function requireVisibleAccount(request: FastifyRequest, accountUuid: string) {
-  const { user } = request.auth!
-  const account = z.uuid().safeParse(accountUuid).success ? await repo.findVisibleAccount(request.server.db, user, accountUuid) : undefined
+export async function requireVisibleAccount(db: Db, actor: Actor, accountUuid: string) {
+  const account = z.uuid().safeParse(accountUuid).success ? await repo.findVisibleAccount(db, actor.user, accountUuid) : undefined
   if (!account) throw new NotFoundError('This account does not exist or is not assigned to you.')
   return account
 }
@@ -24,48 +39,52 @@ export const editSchema = z.object({
   notes: z.string().max(10_000, 'Notes can be at most 10,000 characters.'),
 })
 
-function fieldErrors(error: z.ZodError): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const issue of error.issues) out[String(issue.path[0] ?? 'form')] ??= issue.message
-  return out
+type AccountChanges = Partial<Omit<Account, 'id' | 'uuid' | 'search_text' | 'license_utilization'>>
+
+/** The Edit Account form's two fields as stored: a blank custom name is none, line breaks are LF. */
+function editedFields(input: { custom_name?: string | null; notes?: string }): AccountChanges {
+  const changes: AccountChanges = {}
+  if (input.custom_name !== undefined) changes.custom_name = input.custom_name || null
+  if (input.notes !== undefined) changes.notes = input.notes.replace(/\r\n/g, '\n')
+  return changes
 }
 
 /**
- * Saves the custom name and notes in one transaction; a changed custom name is recorded
- * in its history (who, old and new value, when).
+ * Writes an account's changes in one transaction: a changed custom name into its history
+ * (who, old and new value, when), the row, and one audit event (`fields` first in it).
  */
-export async function editAccount(request: FastifyRequest, account: Account, input: unknown): Promise<Account> {
-  const parsed = editSchema.partial().safeParse(input)
-  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
-  const user = request.auth!.user
-  const { db } = request.server
-  const changes: { custom_name?: string | null; notes?: string } = {}
-  if (parsed.data.custom_name !== undefined) changes.custom_name = parsed.data.custom_name || null
-  if (parsed.data.notes !== undefined) changes.notes = parsed.data.notes.replace(/\r\n/g, '\n')
-  // A form that carries neither field (or a body that is no form) changes nothing.
-  if (changes.custom_name === undefined && changes.notes === undefined) return account
+async function writeChanges(db: Db, actor: Actor, account: Account, changes: AccountChanges, fields: Record<string, string> = {}): Promise<Account> {
+  const nameChanged = changes.custom_name !== undefined && changes.custom_name !== account.custom_name
   const now = Date.now()
-  const updated = await db.transaction().execute(async (trx) => {
-    if (changes.custom_name !== undefined && changes.custom_name !== account.custom_name) {
+  return db.transaction().execute(async (trx) => {
+    if (nameChanged) {
       await repo.insertNameHistory(trx, {
         uuid: uuid(),
         account_id: account.id,
-        user_id: user.id,
-        user_name: user.username,
+        user_id: actor.user.id,
+        user_name: actor.user.username,
         old_value: account.custom_name,
-        new_value: changes.custom_name,
+        new_value: changes.custom_name ?? null,
         created_at: now,
       })
     }
     const next = await repo.updateAccount(trx, account, { ...changes, modified_at: now })
-    await audit(trx, request, {
+    await audit(trx, actor, {
       action: 'account.update',
       target: { type: 'account', id: account.uuid, name: account.container_name },
-      fields: { custom_name_changed: changes.custom_name !== undefined && changes.custom_name !== account.custom_name, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
+      fields: { ...fields, custom_name_changed: nameChanged, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
     })
     return next
   })
-  return updated
+}
+
+/** Saves the custom name and notes (either may be absent) as writeChanges does. */
+export async function editAccount(db: Db, actor: Actor, account: Account, input: unknown): Promise<Account> {
+  const parsed = editSchema.partial().safeParse(input)
+  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
+  // A form that carries neither field (or a body that is no form) changes nothing.
+  if (parsed.data.custom_name === undefined && parsed.data.notes === undefined) return account
+  return writeChanges(db, actor, account, editedFields(parsed.data))
 }
 
 // Numbers are numbers: no coercion, which would store true as 1 and null or [] as 0. Forms
@@ -101,52 +120,41 @@ export const accountInputSchema = z.object({
 })
 export type AccountInput = z.infer<typeof accountInputSchema>
 
-export async function createAccount(request: FastifyRequest, input: unknown): Promise<Account> {
+export async function createAccount(db: Db, actor: Actor, input: unknown): Promise<Account> {
   const parsed = accountInputSchema.safeParse(input)
   if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
-  const { db } = request.server
-  const now = Date.now()
-  const a = parsed.data
   return db.transaction().execute(async (trx) => {
-    const account = await repo.insertAccount(trx, {
-      ...a,
-      uuid: uuid(),
-      licensed_apps: formatApps(a.licensed_apps),
-      license_expiration_date: a.license_expiration_date ?? null,
-      domains: JSON.stringify(a.domains),
-      logo_id: null,
-      created_by: request.auth!.user.id,
-      created_at: now,
-      modified_at: now,
-    })
-    await audit(trx, request, { action: 'account.create', target: { type: 'account', id: account.uuid, name: account.container_name } })
+    const account = await repo.insertAccount(trx, toNewAccount(parsed.data, actor.user.id, Date.now()))
+    await audit(trx, actor, { action: 'account.create', target: { type: 'account', id: account.uuid, name: account.container_name } })
     return account
   })
 }
 
-/** Assigns a logo (or none) to many accounts at once, in one transaction. */
-export async function assignLogo(request: FastifyRequest, accountUuids: string[], logoId: number | null, logoName: string | null): Promise<number> {
-  const { db } = request.server
-  const user = request.auth!.user
+/**
+ * Assigns a logo (or none) in one transaction to the accounts named by uuid, or to every
+ * account matching a search ("select all N matching").
+ */
+export async function assignLogo({ db, dialect }: Data, actor: Actor, accounts: string[] | AccountQuery, logo: { id: number; name: string } | null): Promise<number> {
+  const named = Array.isArray(accounts)
   return db.transaction().execute(async (trx) => {
-    const found = await repo.findVisibleAccountIds(trx, user, [...new Set(accountUuids)])
-    if (found.length !== new Set(accountUuids).size) throw new NotFoundError('One or more of the selected accounts do not exist.')
-    const n = await repo.setLogoForAccounts(trx, found.map((f) => f.id), logoId, Date.now())
-    await audit(trx, request, { action: 'account.assign_logo', target: logoName ? { type: 'logo', id: String(logoId), name: logoName } : undefined, fields: { accounts: n, logo: logoName ?? '(No Logo)' } })
+    let ids: number[]
+    if (named) {
+      const found = await repo.findVisibleAccountIds(trx, actor.user, [...new Set(accounts)])
+      if (found.length !== new Set(accounts).size) throw new NotFoundError('One or more of the selected accounts do not exist.')
+      ids = found.map((f) => f.id)
+    } else ids = (await repo.matchingAccountIds(trx, dialect, actor.user, accounts)).map((r) => r.id)
+    const n = await repo.setLogoForAccounts(trx, ids, logo?.id ?? null, Date.now())
+    const fields = { accounts: n, logo: logo?.name ?? '(No Logo)', ...(named ? {} : { all_matching: true }) }
+    await audit(trx, actor, { action: 'account.assign_logo', target: logo ? { type: 'logo', id: String(logo.id), name: logo.name } : undefined, fields })
     return n
   })
 }
 
-/** Assigns a logo (or none) to every account matching the search: "select all N matching". */
-export async function assignLogoToMatching(request: FastifyRequest, query: repo.AccountQuery, logoId: number | null, logoName: string | null): Promise<number> {
-  const { db, dialect } = request.server
-  const user = request.auth!.user
-  return db.transaction().execute(async (trx) => {
-    const ids = (await repo.matchingAccountIds(trx, dialect, user, query)).map((r) => r.id)
-    const n = await repo.setLogoForAccounts(trx, ids, logoId, Date.now())
-    await audit(trx, request, { action: 'account.assign_logo', target: logoName ? { type: 'logo', id: String(logoId), name: logoName } : undefined, fields: { accounts: n, logo: logoName ?? '(No Logo)', all_matching: true } })
-    return n
-  })
+/** The accounts a search finds, in batches for the CSV export: audited with the search that chose them. */
+export async function exportAccounts({ db, dialect }: Data, actor: Actor, query: AccountQuery, searched: Record<string, string>) {
+  const batches = repo.iterateAccountBatches(db, dialect, actor.user, query)
+  await audit(db, actor, { action: 'account.export', fields: searched })
+  return batches
 }
 
 /** Tenable's account object (API.md), times in epoch milliseconds. */
@@ -174,13 +182,6 @@ export function toApiAccount(a: repo.ExportedAccount | repo.AccountRow | (Accoun
   }
 }
 
-export type ViewerUser = Pick<User, 'id' | 'role'>
-
-// --- API and CSV ---
-// (Imports are hoisted; these sit here so that the code above stays untouched.)
-import { ConflictError } from '../../lib/errors.ts'
-import { ADMINISTRATOR } from '../../lib/roles.ts'
-
 /** A schema's inner type without its default, optional: absent keys stay absent (PATCH). */
 function optionalWithoutDefault(schema: z.ZodType): z.ZodType {
   return (schema instanceof z.ZodDefault ? (schema.unwrap() as z.ZodType) : schema).optional()
@@ -202,44 +203,20 @@ export type AccountPatch = z.infer<typeof accountPatchSchema>
 const PATCH_COLUMNS = ['container_name', 'site_id', 'region', 'licensed_assets', 'licensed_assets_limit', 'license_expiration_date', 'lms_customer_id', 'sso_username', 'instance_url', 'contact_email'] as const
 
 /**
- * Changes any of an account's fields in one transaction: a changed custom name is recorded
- * in its history exactly as editAccount does, then one update and one audit event.
- * Everything is validated before anything is written.
+ * Changes any of an account's fields as writeChanges does, the custom name and notes as
+ * editAccount does. Everything is validated before anything is written.
  */
-export async function patchAccount(request: FastifyRequest, account: Account, input: unknown): Promise<Account> {
+export async function patchAccount(db: Db, actor: Actor, account: Account, input: unknown): Promise<Account> {
   const parsed = accountPatchSchema.safeParse(input)
   if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
   const p = parsed.data
-  const user = request.auth!.user
-  const changes: Partial<Omit<Account, 'id' | 'uuid' | 'search_text' | 'license_utilization'>> = {}
+  const changes: AccountChanges = {}
   for (const key of PATCH_COLUMNS) if (p[key] !== undefined) (changes as Record<string, unknown>)[key] = p[key] ?? null
   if (p.licensed_apps !== undefined) changes.licensed_apps = formatApps(p.licensed_apps)
   if (p.domains !== undefined) changes.domains = JSON.stringify(p.domains)
-  if (p.custom_name !== undefined) changes.custom_name = p.custom_name || null
-  if (p.notes !== undefined) changes.notes = p.notes.replace(/\r\n/g, '\n')
-  const nameChanged = changes.custom_name !== undefined && changes.custom_name !== account.custom_name
+  Object.assign(changes, editedFields(p))
   const changed = Object.keys(changes).filter((k) => (changes as Record<string, unknown>)[k] !== (account as unknown as Record<string, unknown>)[k])
-  const now = Date.now()
-  return request.server.db.transaction().execute(async (trx) => {
-    if (nameChanged) {
-      await repo.insertNameHistory(trx, {
-        uuid: uuid(),
-        account_id: account.id,
-        user_id: user.id,
-        user_name: user.username,
-        old_value: account.custom_name,
-        new_value: changes.custom_name ?? null,
-        created_at: now,
-      })
-    }
-    const next = await repo.updateAccount(trx, account, { ...changes, modified_at: now })
-    await audit(trx, request, {
-      action: 'account.update',
-      target: { type: 'account', id: account.uuid, name: account.container_name },
-      fields: { changed: changed.join(','), custom_name_changed: nameChanged, notes_changed: changes.notes !== undefined && changes.notes !== account.notes },
-    })
-    return next
-  })
+  return writeChanges(db, actor, account, changes, { changed: changed.join(',') })
 }
 
 /**
@@ -247,18 +224,18 @@ export async function patchAccount(request: FastifyRequest, account: Account, in
  * Administrators see every account and have no assignments (409); unknown account uuids
  * change nothing (404).
  */
-export async function replaceUserAssignments(request: FastifyRequest, target: { id: number; uuid: string; username: string; role: number }, accountUuids: string[]): Promise<string[]> {
+export async function replaceUserAssignments(db: Db, actor: Actor, target: Pick<User, 'id' | 'uuid' | 'username' | 'role'>, accountUuids: string[]): Promise<string[]> {
   if (target.role === ADMINISTRATOR) throw new ConflictError('Administrators see every account and have no account assignments. Change the role first.')
   const wanted = [...new Set(accountUuids.map((u) => u.toLowerCase()))]
-  return request.server.db.transaction().execute(async (trx) => {
-    const found = await repo.findAccountIdsByUuid(trx, wanted)
+  return db.transaction().execute(async (trx) => {
+    const found = await repo.findVisibleAccountIds(trx, actor.user, wanted)
     if (found.length !== wanted.length) {
       const known = new Set(found.map((f) => f.uuid))
       const missing = wanted.filter((u) => !known.has(u))
       throw new NotFoundError(`${missing.length === 1 ? 'This account does' : `${missing.length} accounts do`} not exist: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`)
     }
     await repo.replaceAssignments(trx, target.id, found.map((f) => f.id), Date.now())
-    await audit(trx, request, { action: 'user.assign_accounts', target: { type: 'user', id: target.uuid, name: target.username }, fields: { accounts: found.length } })
+    await audit(trx, actor, { action: 'user.assign_accounts', target: { type: 'user', id: target.uuid, name: target.username }, fields: { accounts: found.length } })
     return found.map((f) => f.uuid)
   })
 }
@@ -283,15 +260,14 @@ export function toNewAccount(a: AccountInput, createdBy: number, now: number) {
  * whose target is the import's id: a confirmation replayed (a double click, a resubmitted
  * form) finds that event and is refused with 409.
  */
-export async function importAccounts(request: FastifyRequest, rows: AccountInput[], importId: string, issuedAt: number): Promise<number> {
-  const { db, dialect } = request.server
-  const user = request.auth!.user
+export async function importAccounts({ db, dialect }: Data, actor: Actor, rows: AccountInput[], importId: string, issuedAt: number): Promise<number> {
+  const { user } = actor
   const now = Date.now()
   return db.transaction().execute(async (trx) => {
     await repo.lockUserRow(trx, dialect, user.id)
-    if (await repo.auditEventExists(trx, 'account.import', importId, issuedAt)) throw new ConflictError('These accounts have already been imported.')
+    if (await auditEventExists(trx, 'account.import', importId, issuedAt)) throw new ConflictError('These accounts have already been imported.')
     const n = await repo.insertAccounts(trx, rows.map((r) => toNewAccount(r, user.id, now)))
-    await audit(trx, request, { action: 'account.import', target: { type: 'import', id: importId, name: `${n} accounts` }, fields: { accounts: n } })
+    await audit(trx, actor, { action: 'account.import', target: { type: 'import', id: importId, name: `${n} accounts` }, fields: { accounts: n } })
     return n
   })
 }

@@ -1,15 +1,12 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { MultipartFile } from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import { databaseRateLimitStore } from '../../ops/rate-limit-store.ts'
 import { ConflictError } from '../../lib/errors.ts'
-import { flash, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, redirect } from '../../plugins/session.ts'
 import { CSV_COLUMNS, IMPORT_COLUMNS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, type ImportPreview, accountsCsvStream, exportFilename, readImport, signImport, templateCsv, verifyImport } from './csv.ts'
 import { appLabel } from './licensed-apps.ts'
-import * as repo from './repository.ts'
-import { listQuerySchema, toAccountQuery } from './routes.ts'
-import { importAccounts } from './service.ts'
-import { audit } from '../audit/service.ts'
+import { confirmImportForm, listQuerySchema, toAccountQuery, uploadForm } from './forms.ts'
+import { exportAccounts, importAccounts } from './service.ts'
 
 /** Rows of a good file shown in the preview (all are imported). */
 const PREVIEW_ROWS = 20
@@ -35,10 +32,9 @@ const routes: FastifyPluginAsync = async (app) => {
     // The Accounts page's query string: the export holds what the page's search and filters show.
     const q = listQuerySchema.parse(request.query ?? {})
     const { sort: _sort, dir: _dir, ...query } = toAccountQuery(q)
-    const batches = repo.iterateAccountBatches(app.db, app.dialect, request.auth!.user, query)
     // The search and filters, so that the log says which accounts left the portal.
-    const filters = Object.fromEntries(Object.entries({ q: q.q, app: q.app, region: q.region, expires: q.expires }).filter((e): e is [string, string] => Boolean(e[1])))
-    await audit(app.db, request, { action: 'account.export', fields: filters })
+    const searched = Object.fromEntries(Object.entries({ q: q.q, app: q.app, region: q.region, expires: q.expires }).filter((e): e is [string, string] => Boolean(e[1])))
+    const batches = await exportAccounts(app, actorOf(request), query, searched)
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)
@@ -79,9 +75,8 @@ const routes: FastifyPluginAsync = async (app) => {
     // Room for a file somewhat over the limit, so that it gets the message rather than a 413.
     bodyLimit: 3 * MAX_IMPORT_BYTES,
   }, async (request, reply) => {
-    const body = (request.body ?? {}) as { file?: MultipartFile | MultipartFile[] }
-    const file = Array.isArray(body.file) ? body.file[0] : body.file
-    if (!file || typeof file.toBuffer !== 'function' || !file.filename) {
+    const { file } = uploadForm.parse(request.body)
+    if (!file) {
       return renderImport(request, reply, { alert: 'Choose a CSV file to import.' }, 422)
     }
     const buffer = await file.toBuffer()
@@ -89,7 +84,7 @@ const routes: FastifyPluginAsync = async (app) => {
       ? { rows: [], errors: [], total: 0, ignoredColumns: [], fileError: `The file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB. Split it into files of at most ${MAX_IMPORT_ROWS.toLocaleString('en-US')} rows.` }
       : await readImport(buffer)
     const ok = !preview.fileError && preview.errors.length === 0
-    const signed = ok ? signImport(app.keys.session, request.auth!.user.id, preview.rows) : null
+    const signed = ok ? signImport(app.keys.session, actorOf(request).user.id, preview.rows) : null
     return renderImport(
       request,
       reply,
@@ -117,12 +112,11 @@ const routes: FastifyPluginAsync = async (app) => {
     // The signed rows of a 10,000-row file (deflated) fit well within this.
     bodyLimit: 32 * 1024 * 1024,
   }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const verified = verifyImport(app.keys.session, request.auth!.user.id, { payload: body.payload as string, signature: body.signature as string })
+    const verified = verifyImport(app.keys.session, actorOf(request).user.id, confirmImportForm.parse(request.body))
     if (!verified.ok) return renderImport(request, reply, { alert: verified.reason }, 400)
     let n: number
     try {
-      n = await importAccounts(request, verified.rows, verified.id, verified.issuedAt)
+      n = await importAccounts(app, actorOf(request), verified.rows, verified.id, verified.issuedAt)
     } catch (err) {
       if (err instanceof ConflictError) return renderImport(request, reply, { alert: err.message }, 409)
       throw err

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { errorSchema } from '../api/routes.ts'
 import * as repo from './repository.ts'
 import { crudOf, describeEvent, parseFields } from './actions.ts'
-import { utcDay } from './routes.ts'
+import { utcDay } from './service.ts'
 
 // Tenable's audit log endpoint, `GET /audit-log/v1/events` (Administrator), with its
 // `f=field.operator:value` filters. See API.md.

@@ -15,6 +15,18 @@ export function latestAuditEvents(db: Kysely<Database>, limit: number): Promise<
   return db.selectFrom('audit_events').selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).execute()
 }
 
+/** Whether an audit event with this action and target exists since `since` (the created_at index narrows it). */
+export async function auditEventExists(db: Db, action: string, targetId: string, since: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('audit_events')
+    .select('id')
+    .where('created_at', '>=', since)
+    .where('action', '=', action)
+    .where('target_id', '=', targetId)
+    .executeTakeFirst()
+  return Boolean(row)
+}
+
 // --- Searching the audit log (the Audit Log page, its CSV export and the API) ---------
 //
 // Every query walks (created_at, id) newest first with keyset paging, never OFFSET: at

@@ -4,9 +4,9 @@ import { stringify } from 'csv-stringify'
 import { z } from 'zod'
 import { neutralise } from '../accounts/csv.ts'
 import { queryString } from '../../lib/format.ts'
-import { isHtmx } from '../../plugins/session.ts'
+import { actorOf, isHtmx } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
-import { audit } from './service.ts'
+import { audit, findEventsPage, iterateEvents, toAuditQuery, utcDay } from './service.ts'
 import { actionLabel, describeEvent, fieldPairs, fieldsText, parseFields } from './actions.ts'
 
 // The Audit Log page (Administrator): every recorded event, newest first, filtered by
@@ -18,7 +18,6 @@ export const PAGE_SIZE = 50
 export const COUNT_CAP = 10_000
 export const PAGE_URL = '/audit-log'
 export const EXPORT_URL = '/audit-log/export.csv'
-const DAY = 86_400_000
 
 // --- Events in words: the registry of actions (actions.ts) --------------------------
 
@@ -31,17 +30,7 @@ export function formatTime(ms: number): string {
 
 // --- The page's filters -------------------------------------------------------------
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/
 const CURSOR = /^(\d{1,15})_([A-Za-z0-9-]{1,64})$/
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const FULL_USERNAME = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
-
-/** Midnight UTC of a YYYY-MM-DD date, or null for anything that is not a real date. */
-export function utcDay(value: string): number | null {
-  if (!DATE.test(value)) return null
-  const ms = Date.parse(`${value}T00:00:00Z`)
-  return Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== value ? null : ms
-}
 
 const dateParam = z.string().refine((v) => utcDay(v) !== null).optional().catch(undefined)
 const cursorParam = z
@@ -66,23 +55,6 @@ export const pageQuerySchema = z.object({
   after: cursorParam,
 })
 export type PageQuery = z.infer<typeof pageQuerySchema>
-
-/**
- * The page's filters as a repository query. A full username matches exactly and a part
- * of one as a substring (both through the actor index); the target is an id exactly or a
- * part of a name.
- */
-export function toAuditQuery(q: PageQuery): repo.AuditQuery {
-  const filters: repo.AuditFilter[] = []
-  if (q.actor) filters.push({ field: 'actor', op: FULL_USERNAME.test(q.actor) ? 'eq' : 'match', value: q.actor })
-  if (q.action) filters.push({ field: 'action', op: 'eq', value: q.action })
-  if (q.target) filters.push({ field: 'target', op: 'match', value: UUID.test(q.target) ? q.target.toLowerCase() : q.target })
-  if (q.outcome) filters.push({ field: 'outcome', op: 'eq', value: q.outcome })
-  if (q.from) filters.push({ field: 'date', op: 'gte', value: utcDay(q.from)! })
-  // "To" includes its whole day.
-  if (q.to) filters.push({ field: 'date', op: 'lt', value: utcDay(q.to)! + DAY })
-  return { filters }
-}
 
 /** The filters as query parameters (links keep them; empty ones are left out). */
 function filterParams(q: PageQuery) {
@@ -151,35 +123,7 @@ function auditCsvStream(first: IteratorResult<repo.AuditRow>, rest: AsyncGenerat
 
 const routes: FastifyPluginAsync = async (app) => {
   async function results(q: PageQuery) {
-    const query = await repo.resolveAuditQuery(app.db, toAuditQuery(q))
-    const page = { limit: PAGE_SIZE + 1 }
-    let rows: repo.AuditRow[] = []
-    let hasNewer = false
-    let hasOlder = false
-    let paged = false
-    if (q.after) {
-      rows = await repo.findAuditEvents(app.db, query, { ...page, after: q.after })
-      // Less than a page of newer events left: show the newest page itself.
-      if (rows.length > PAGE_SIZE) {
-        paged = true
-        hasNewer = true
-        rows = rows.slice(1)
-        hasOlder = await repo.hasAuditEventsBeyond(app.db, query, rows.at(-1)!, 'before')
-      }
-    } else if (q.before) {
-      paged = true
-      rows = await repo.findAuditEvents(app.db, query, { ...page, before: q.before })
-      hasOlder = rows.length > PAGE_SIZE
-      rows = rows.slice(0, PAGE_SIZE)
-      hasNewer = await repo.hasAuditEventsBeyond(app.db, query, rows[0] ?? q.before, 'after')
-    }
-    if (!paged) {
-      rows = await repo.findAuditEvents(app.db, query, page)
-      hasOlder = rows.length > PAGE_SIZE
-      rows = rows.slice(0, PAGE_SIZE)
-    }
-    // The newest page holds every match when there is no older one: nothing more to count.
-    const total = !paged && !hasOlder ? rows.length : await repo.countAuditEvents(app.db, query, COUNT_CAP + 1)
+    const { rows, hasNewer, hasOlder, paged, total, filtered } = await findEventsPage(app.db, toAuditQuery(q), { pageSize: PAGE_SIZE, countCap: COUNT_CAP, before: q.before, after: q.after })
     const state = filterParams(q)
     const qs = (extra: Record<string, string>) => `${PAGE_URL}${queryString({ ...state, ...extra })}`
     return {
@@ -189,7 +133,7 @@ const routes: FastifyPluginAsync = async (app) => {
       total,
       countCapped: total > COUNT_CAP,
       countCap: COUNT_CAP,
-      filtered: query.filters.length > 0,
+      filtered,
       // Beyond the newest page: a way back to it.
       newestUrl: hasNewer || (q.before !== undefined && rows.length === 0) ? qs({}) : null,
       newerUrl: hasNewer && rows.length ? qs({ after: cursorOf(rows[0]!) }) : null,
@@ -222,12 +166,12 @@ const routes: FastifyPluginAsync = async (app) => {
   app.get(EXPORT_URL, { config: { access: 'administrator' } }, async (request, reply) => {
     // The page's query string: the export holds every event its filters match (all pages).
     const q = pageQuerySchema.parse(request.query ?? {})
-    const rows = repo.iterateAuditEvents(app.db, await repo.resolveAuditQuery(app.db, toAuditQuery(q)))
+    const rows = await iterateEvents(app.db, toAuditQuery(q))
     // The first batch is read before the response starts (a failure is still an error page),
     // and before the export is itself recorded, so that it does not list itself.
     const first = await rows.next()
     const filters = Object.fromEntries(Object.entries(filterParams(q)).filter((e): e is [string, string] => Boolean(e[1])))
-    await audit(app.db, request, { action: 'audit.export', fields: filters })
+    await audit(app.db, actorOf(request), { action: 'audit.export', fields: filters })
     return reply
       .header('Content-Type', 'text/csv; charset=utf-8')
       .header('Content-Disposition', `attachment; filename="${exportFilename()}"`)

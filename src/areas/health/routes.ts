@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { sql } from 'kysely'
-import { sqliteHealth } from '../../db/index.ts'
+import { databaseAnswers, sqliteHealth } from '../../db/index.ts'
 import { isDraining } from '../../ops/shutdown.ts'
 
 // Liveness and readiness for load balancers and the Docker HEALTHCHECK. /healthz never
@@ -18,12 +17,7 @@ const routes: FastifyPluginAsync = async (app) => {
       const problem = health.problem()
       return problem ? reply.code(503).send({ status: 'database cannot save', code: problem }) : { status: 'ready' }
     }
-    try {
-      await sql`select 1`.execute(app.db)
-      return { status: 'ready' }
-    } catch {
-      return reply.code(503).send({ status: 'database unavailable' })
-    }
+    return (await databaseAnswers(app.db)) ? { status: 'ready' } : reply.code(503).send({ status: 'database unavailable' })
   })
 }
 

@@ -1,9 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
 import { ConflictError } from '../../lib/errors.ts'
+import { actorOf } from '../../plugins/session.ts'
 import { requireVisibleAccount } from '../accounts/service.ts'
 import { appLabel } from '../accounts/licensed-apps.ts'
 import { publishedKeys } from './signing-keys.ts'
 import { signAssertion } from './service.ts'
+
+const accountParams = z.object({ uuid: z.string() })
 
 // Instances: the single sign-on button of the Accounts page, and the public keys that
 // let an instance check the portal's assertions.
@@ -16,11 +20,10 @@ const routes: FastifyPluginAsync = async (app) => {
   // A CSRF-protected POST: the answer is a page whose form carries the signed assertion to
   // the instance (sent by a script, or by the Continue button without JavaScript).
   app.post('/accounts/:uuid/sso', { config: { access: 'user' } }, async (request, reply) => {
-    const account = await requireVisibleAccount(request, (request.params as { uuid: string }).uuid)
-    const logo = account.logo_id ? await app.db.selectFrom('logos').select('png').where('id', '=', account.logo_id).executeTakeFirst() : undefined
+    const account = await requireVisibleAccount(app.db, actorOf(request), accountParams.parse(request.params).uuid)
     let signed
     try {
-      signed = await signAssertion(request, account, logo?.png ?? null)
+      signed = await signAssertion(app, actorOf(request), account)
     } catch (err) {
       if (err instanceof ConflictError) return reply.render('errors/error', { status: 409, title: 'Single sign-on unavailable', message: err.message }, { status: 409 })
       throw err

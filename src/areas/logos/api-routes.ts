@@ -4,8 +4,9 @@ import { z } from 'zod'
 import { HttpError, ValidationError } from '../../lib/errors.ts'
 import { MAX_LOGO_BYTES, MAX_LOGO_HEIGHT, MAX_LOGO_WIDTH } from '../../lib/png.ts'
 import { errorSchema } from '../api/routes.ts'
+import { actorOf } from '../../plugins/session.ts'
 import * as repo from './repository.ts'
-import { sendLogoImage } from './routes.ts'
+import { LOGO_UPLOAD_OPTIONS, readLogoForm, sendLogoImage } from './http.ts'
 import * as service from './service.ts'
 
 const logoSchema = z.object({
@@ -21,7 +22,7 @@ const fileRule = `\`logo\`: a PNG file of at most ${MAX_LOGO_WIDTH} x ${MAX_LOGO
 // Multipart bodies are read and checked in the handlers (@fastify/multipart hands over
 // `{ value }` fields and file objects that a zod schema cannot check); the body schemas
 // below only document the form for OpenAPI, and `documentOnly` skips their validation.
-const config = { access: 'administrator' as const, multipartOptions: service.LOGO_UPLOAD_OPTIONS }
+const config = { access: 'administrator' as const, multipartOptions: LOGO_UPLOAD_OPTIONS }
 const documentOnly = () => (data: unknown) => ({ value: data })
 const pngFile = z.any().meta({ type: 'string', format: 'binary', description: fileRule.replace('`logo`: ', '') })
 const createBody = z.object({ name: z.string().min(1).max(100), logo: pngFile })
@@ -29,7 +30,7 @@ const updateBody = z.object({ name: z.string().min(1).max(100).optional(), logo:
 
 function multipartForm(request: FastifyRequest) {
   if (!request.isMultipart()) throw new HttpError(400, 'Send multipart/form-data with the fields `name` and `logo` (the PNG file).')
-  return service.readLogoForm(request.body)
+  return readLogoForm(request.body)
 }
 
 /** Validation errors as the API's 400, saying what was wrong. */
@@ -62,14 +63,14 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => {
     const form = multipartForm(request)
-    const logo = await asApi(() => service.createLogo(request, form))
+    const logo = await asApi(() => service.createLogo(app.db, actorOf(request), form))
     return { uuid: logo.uuid }
   })
 
   app.get('/mssp/logos/:uuid', {
     config: { access: 'administrator' },
     schema: { tags, summary: 'Logo details', params, response: { 200: logoSchema, ...errors } },
-  }, async (request) => service.toApiLogo(await service.requireLogo(request, request.params.uuid)))
+  }, async (request) => service.toApiLogo(await service.requireLogo(app.db, request.params.uuid)))
 
   app.patch('/mssp/logos/:uuid', {
     config,
@@ -84,18 +85,18 @@ const routes: FastifyPluginAsyncZod = async (app) => {
       response: { 200: logoSchema, ...errors },
     },
   }, async (request) => {
-    const logo = await service.requireLogo(request, request.params.uuid)
+    const logo = await service.requireLogo(app.db, request.params.uuid)
     const form = multipartForm(request)
     if (form.name === undefined && form.file === undefined) throw new HttpError(400, 'Send `name` and/or `logo` (the PNG file) to change.')
-    return service.toApiLogo(await asApi(() => service.editLogo(request, logo, form)))
+    return service.toApiLogo(await asApi(() => service.editLogo(app.db, actorOf(request), logo, form)))
   })
 
   app.delete('/mssp/logos/:uuid', {
     config: { access: 'administrator' },
     schema: { tags, summary: 'Delete a logo (also removes it from every account)', params, response: { 200: z.object({}), ...errors } },
   }, async (request) => {
-    const logo = await service.requireLogo(request, request.params.uuid)
-    await service.deleteLogo(request, logo)
+    const logo = await service.requireLogo(app.db, request.params.uuid)
+    await service.deleteLogo(app.db, actorOf(request), logo)
     return {}
   })
 
@@ -108,7 +109,7 @@ const routes: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'administrator' },
     schema: { tags, summary: "The logo's PNG file, base64-encoded (text/plain)", params, response: errors },
   }, async (request, reply) => {
-    const logo = await service.requireLogo(request, request.params.uuid)
+    const logo = await service.requireLogo(app.db, request.params.uuid)
     const image = await repo.findLogoImage(app.db, request.auth!.user, logo.uuid)
     if (!image) throw new HttpError(404, 'This logo does not exist.')
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'private, no-cache').header('X-Content-Type-Options', 'nosniff').send(Buffer.from(image.png).toString('base64') as never)

@@ -89,3 +89,9 @@ export async function clearLogoFromAccounts(db: Db, logoId: number, now: number)
 export async function deleteLogo(db: Db, id: number): Promise<void> {
   await db.deleteFrom('logos').where('id', '=', id).execute()
 }
+
+/** A logo's image by its id (for the single sign-on assertion of an account showing it). */
+export async function findLogoPng(db: Db, id: number): Promise<Buffer | null> {
+  const row = await db.selectFrom('logos').select('png').where('id', '=', id).executeTakeFirst()
+  return row?.png ?? null
+}

@@ -1,28 +1,17 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { NotFoundError, ValidationError } from '../../lib/errors.ts'
+import { ValidationError } from '../../lib/errors.ts'
 import { MAX_LOGO_HEIGHT, MAX_LOGO_WIDTH } from '../../lib/png.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { LOGO_UPLOAD_OPTIONS, readLogoForm, sendLogoImage } from './http.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
 
 const CHANGED = 'logos-changed'
 
-function uuidParam(request: FastifyRequest): string {
-  return (request.params as { uuid: string }).uuid
-}
-
-/** Sends a logo's stored (re-encoded) PNG; shared with the API. */
-export async function sendLogoImage(request: FastifyRequest, reply: FastifyReply, logoUuid: string) {
-  const image = z.uuid().safeParse(logoUuid).success ? await repo.findLogoImage(request.server.db, request.auth!.user, logoUuid) : undefined
-  if (!image) throw new NotFoundError('This logo does not exist.')
-  const etag = `"${image.uuid}-${image.updated_at}"`
-  // Revalidated every time (cheap with the ETag): a changed logo or a withdrawn account
-  // assignment takes effect at once.
-  reply.header('Cache-Control', 'private, no-cache').header('ETag', etag).header('X-Content-Type-Options', 'nosniff')
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send()
-  return reply.type('image/png').header('Content-Disposition', 'inline; filename="logo.png"').send(Buffer.from(image.png))
-}
+const logoParams = z.object({ uuid: z.string() })
+// `?replace=1`: the ✕ next to the current file was used; offer Add File instead.
+const editQuery = z.object({ replace: z.string().optional().catch(undefined) })
 
 /** The Logos pages (Administrator), and the logo images the Accounts table shows. */
 const routes: FastifyPluginAsync = async (app) => {
@@ -40,10 +29,10 @@ const routes: FastifyPluginAsync = async (app) => {
 
   app.get('/logos/new', { config: { access: 'administrator' } }, async (_request, reply) => renderAdd(reply))
 
-  app.post('/logos', { config: { access: 'administrator', multipartOptions: service.LOGO_UPLOAD_OPTIONS } }, async (request, reply) => {
-    const form = service.readLogoForm(request.body)
+  app.post('/logos', { config: { access: 'administrator', multipartOptions: LOGO_UPLOAD_OPTIONS } }, async (request, reply) => {
+    const form = readLogoForm(request.body)
     try {
-      await service.createLogo(request, form)
+      await service.createLogo(app.db, actorOf(request), form)
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       return renderAdd(reply, { errors: err.fieldErrors, alert: err.message, values: { name: form.name ?? '' } }, 422)
@@ -57,17 +46,16 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.get('/logos/:uuid/edit', { config: { access: 'administrator' } }, async (request, reply) => {
-    const logo = await service.requireLogo(request, uuidParam(request))
-    // `?replace=1`: the ✕ next to the current file was used; offer Add File instead.
-    const replace = (request.query as Record<string, unknown>)?.replace === '1'
+    const logo = await service.requireLogo(app.db, logoParams.parse(request.params).uuid)
+    const replace = editQuery.parse(request.query ?? {}).replace === '1'
     return renderEdit(reply, logo, { replace })
   })
 
-  app.post('/logos/:uuid/edit', { config: { access: 'administrator', multipartOptions: service.LOGO_UPLOAD_OPTIONS } }, async (request, reply) => {
-    const logo = await service.requireLogo(request, uuidParam(request))
-    const form = service.readLogoForm(request.body)
+  app.post('/logos/:uuid/edit', { config: { access: 'administrator', multipartOptions: LOGO_UPLOAD_OPTIONS } }, async (request, reply) => {
+    const logo = await service.requireLogo(app.db, logoParams.parse(request.params).uuid)
+    const form = readLogoForm(request.body)
     try {
-      await service.editLogo(request, logo, form, { requireName: true })
+      await service.editLogo(app.db, actorOf(request), logo, form, { requireName: true })
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       // A refused new file leaves the file input showing, so that another can be chosen.
@@ -79,20 +67,20 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Delete: a confirmation (plane with htmx, page without), then the deletion.
   app.get('/logos/:uuid/delete', { config: { access: 'administrator' } }, async (request, reply) => {
-    const logo = await service.requireLogo(request, uuidParam(request))
+    const logo = await service.requireLogo(app.db, logoParams.parse(request.params).uuid)
     const accounts = await repo.countAccountsUsingLogo(app.db, logo.id)
     return reply.render('logos/delete', { title: 'Delete Logo', logo, accounts }, { fragment: 'logos/_delete' })
   })
 
   app.post('/logos/:uuid/delete', { config: { access: 'administrator' } }, async (request, reply) => {
-    const logo = await service.requireLogo(request, uuidParam(request))
-    await service.deleteLogo(request, logo)
+    const logo = await service.requireLogo(app.db, logoParams.parse(request.params).uuid)
+    await service.deleteLogo(app.db, actorOf(request), logo)
     return done(request, reply, 'Logo deleted successfully')
   })
 
   // The image itself: any logo for Administrators, otherwise only one shown on an account
   // assigned to the user (404 for any other, the same as for a missing logo).
-  app.get('/logos/:uuid/logo.png', { config: { access: 'user' } }, async (request, reply) => sendLogoImage(request, reply, uuidParam(request)))
+  app.get('/logos/:uuid/logo.png', { config: { access: 'user' } }, async (request, reply) => sendLogoImage(request, reply, logoParams.parse(request.params).uuid))
 
   /** A finished action: the plane closes with the message (htmx), or a redirect with a flash. */
   async function done(request: FastifyRequest, reply: FastifyReply, message: string) {

@@ -1,6 +1,8 @@
 import { PORTAL_CONTAINER_UUID } from '../../lib/container.ts'
 import path from 'node:path'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
 import { z } from 'zod'
 import { NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { PngError, checkLogoPng, encodeRgba, pngError, type CheckedPng } from '../../lib/png.ts'
@@ -13,13 +15,6 @@ import * as repo from './repository.ts'
  * them. This portal is one container, so every logo reports this fixed value.
  */
 export { PORTAL_CONTAINER_UUID }
-
-/**
- * @fastify/multipart options for routes that take a logo file: an oversized file is cut at
- * the limit and flagged (`file.truncated`) instead of failing the whole request before the
- * route runs, so that the form can say what was wrong.
- */
-export const LOGO_UPLOAD_OPTIONS = { throwFileSizeLimit: false } as unknown as Record<string, never>
 
 export const nameSchema = z
   .string()
@@ -42,44 +37,6 @@ export interface LogoForm {
   file: UploadedFile | undefined | 'several' | 'not-a-file'
   /** The Edit Logo form's ✕ was used: a new file is required. */
   replace: boolean
-}
-
-function fieldValue(v: unknown): unknown {
-  if (Array.isArray(v)) return fieldValue(v[0])
-  if (v && typeof v === 'object' && 'value' in v) return (v as { value: unknown }).value
-  return v
-}
-
-interface MultipartFilePart {
-  type: 'file'
-  filename?: string
-  _buf?: Buffer | null
-  file?: { truncated?: boolean }
-}
-
-function isFilePart(v: unknown): v is MultipartFilePart {
-  return Boolean(v) && typeof v === 'object' && (v as { type?: unknown }).type === 'file'
-}
-
-/** Reads a logo form from a multipart body (fields as `{ value }`) or a urlencoded one. */
-export function readLogoForm(body: unknown, fileField = 'logo'): LogoForm {
-  const b = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>
-  const rawName = fieldValue(b.name)
-  const name = typeof rawName === 'string' ? rawName : undefined
-  const replace = fieldValue(b.replace) === '1'
-  const part = b[fileField]
-  let file: LogoForm['file']
-  if (part === undefined) file = undefined
-  else if (Array.isArray(part)) file = part.filter(isFilePart).length > 1 ? 'several' : isFilePart(part[0]) ? toUploaded(part[0]) : 'not-a-file'
-  else if (isFilePart(part)) file = toUploaded(part)
-  else file = typeof fieldValue(part) === 'string' && fieldValue(part) === '' ? undefined : 'not-a-file'
-  // A file input left empty arrives as a file with no name and no bytes.
-  if (file && typeof file === 'object' && file.filename === '' && file.data.length === 0) file = undefined
-  return { name, file, replace }
-}
-
-function toUploaded(part: MultipartFilePart): UploadedFile {
-  return { filename: part.filename ?? '', data: part._buf ?? Buffer.alloc(0), truncated: Boolean(part.file?.truncated) }
 }
 
 /** A file name safe to keep and show: the last path segment, printable, at most 200 characters. */
@@ -130,15 +87,14 @@ export function describeErrors(err: ValidationError): string {
 }
 
 /** Throws 404 unless the logo exists. */
-export async function requireLogo(request: FastifyRequest, logoUuid: string): Promise<repo.LogoRow> {
-  const logo = z.uuid().safeParse(logoUuid).success ? await repo.findLogoByUuid(request.server.db, logoUuid) : undefined
+export async function requireLogo(db: Kysely<Database>, logoUuid: string): Promise<repo.LogoRow> {
+  const logo = z.uuid().safeParse(logoUuid).success ? await repo.findLogoByUuid(db, logoUuid) : undefined
   if (!logo) throw new NotFoundError('This logo does not exist.')
   return logo
 }
 
-export async function createLogo(request: FastifyRequest, form: LogoForm): Promise<repo.LogoRow> {
+export async function createLogo(db: Kysely<Database>, actor: Actor, form: LogoForm): Promise<repo.LogoRow> {
   const checked = checkForm(form, { requireName: true, requireFile: true })
-  const { db } = request.server
   const now = Date.now()
   const image = checked.image!
   return db.transaction().execute(async (trx) => {
@@ -149,11 +105,11 @@ export async function createLogo(request: FastifyRequest, form: LogoForm): Promi
       png: image.png,
       width: image.width,
       height: image.height,
-      created_by: request.auth!.user.id,
+      created_by: actor.user.id,
       created_at: now,
       updated_at: now,
     })
-    await audit(trx, request, { action: 'logo.create', target: { type: 'logo', id: logo.uuid, name: logo.name }, fields: { filename: logo.filename, width: logo.width, height: logo.height } })
+    await audit(trx, actor, { action: 'logo.create', target: { type: 'logo', id: logo.uuid, name: logo.name }, fields: { filename: logo.filename, width: logo.width, height: logo.height } })
     return logo
   })
 }
@@ -162,15 +118,14 @@ export async function createLogo(request: FastifyRequest, form: LogoForm): Promi
  * Renames a logo and/or replaces its file. Without a file the current one stays, unless
  * the form says it was removed (`replace`), which then requires a new one.
  */
-export async function editLogo(request: FastifyRequest, logo: repo.LogoRow, form: LogoForm, opts: { requireName?: boolean } = {}): Promise<repo.LogoRow> {
+export async function editLogo(db: Kysely<Database>, actor: Actor, logo: repo.LogoRow, form: LogoForm, opts: { requireName?: boolean } = {}): Promise<repo.LogoRow> {
   const checked = checkForm(form, { requireName: opts.requireName ?? false, requireFile: form.replace })
-  const { db } = request.server
   const changes: Parameters<typeof repo.updateLogo>[2] = { updated_at: Date.now() }
   if (checked.name !== undefined) changes.name = checked.name
   if (checked.image) Object.assign(changes, { png: checked.image.png, width: checked.image.width, height: checked.image.height, filename: checked.image.filename })
   return db.transaction().execute(async (trx) => {
     const updated = await repo.updateLogo(trx, logo.id, changes)
-    await audit(trx, request, {
+    await audit(trx, actor, {
       action: 'logo.update',
       target: { type: 'logo', id: logo.uuid, name: updated.name },
       fields: { renamed: updated.name !== logo.name, old_name: updated.name !== logo.name ? logo.name : null, file_replaced: Boolean(checked.image), filename: updated.filename },
@@ -180,12 +135,11 @@ export async function editLogo(request: FastifyRequest, logo: repo.LogoRow, form
 }
 
 /** Deletes a logo after taking it off every account that shows it; returns that count. */
-export async function deleteLogo(request: FastifyRequest, logo: repo.LogoRow): Promise<number> {
-  const { db } = request.server
+export async function deleteLogo(db: Kysely<Database>, actor: Actor, logo: repo.LogoRow): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const accounts = await repo.clearLogoFromAccounts(trx, logo.id, Date.now())
     await repo.deleteLogo(trx, logo.id)
-    await audit(trx, request, { action: 'logo.delete', target: { type: 'logo', id: logo.uuid, name: logo.name }, fields: { accounts } })
+    await audit(trx, actor, { action: 'logo.delete', target: { type: 'logo', id: logo.uuid, name: logo.name }, fields: { accounts } })
     return accounts
   })
 }
@@ -287,12 +241,12 @@ export function drawWordmark(logo: Omit<DemoLogo, 'name' | 'filename'>): Buffer 
  * Creates the demo's logos (generated, each within 246 x 52 pixels; one white on a
  * transparent background) and returns their ids. Called by the demo seed.
  */
-export async function seedDemoLogos(app: FastifyInstance, createdBy: number): Promise<number[]> {
+export async function seedDemoLogos(db: Kysely<Database>, createdBy: number): Promise<number[]> {
   const ids: number[] = []
   const now = Date.now()
   for (const demo of DEMO_LOGOS) {
     const image = checkLogoPng(drawWordmark(demo))
-    const logo = await repo.insertLogo(app.db, {
+    const logo = await repo.insertLogo(db, {
       uuid: uuid(),
       name: demo.name,
       filename: demo.filename,

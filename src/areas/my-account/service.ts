@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { User } from '../../db/schema.ts'
 import { hashPassword } from '../../lib/passwords.ts'
 import { checkPassword } from '../../lib/password-policy.ts'
-import { ForbiddenError, ValidationError } from '../../lib/errors.ts'
+import { ForbiddenError, ValidationError, fieldErrors } from '../../lib/errors.ts'
 import { decryptSecret, encryptSecret, newTotpSecret, totpStep } from '../../lib/otp.ts'
 import { updateUser } from '../auth/repository.ts'
 import { setNewPassword } from '../auth/password-change.ts'
@@ -22,18 +22,12 @@ const profileSchema = z.object({
   current_password: z.string().max(1000).default(''),
 })
 
-function firstErrors(error: z.ZodError): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const issue of error.issues) out[String(issue.path[0] ?? 'form')] ??= issue.message
-  return out
-}
-
 /** Name and e-mail. Changing the e-mail needs the current password and tells the old address. */
 export async function updateProfile(request: FastifyRequest, input: unknown): Promise<void> {
   const app = request.server
   const user = request.auth!.user
   const parsed = profileSchema.safeParse(input)
-  if (!parsed.success) throw new ValidationError(firstErrors(parsed.error))
+  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error))
   const email = parsed.data.email.trim().toLowerCase() || null
   const emailChanged = email !== (user.email?.toLowerCase() ?? null)
   if (emailChanged && request.auth!.assistedBy) throw new ValidationError({ email: ASSISTING_MESSAGE })

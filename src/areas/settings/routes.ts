@@ -1,15 +1,16 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
 import { ConflictError, ValidationError } from '../../lib/errors.ts'
-import { flash, isHtmx, redirect } from '../../plugins/session.ts'
+import { actorOf, flash, isHtmx, redirect } from '../../plugins/session.ts'
 import * as service from './service.ts'
 
-type Body = Record<string, unknown>
 type Card = 'domains' | 'two-factor' | 'links'
 
-const str = (body: unknown, key: string): string => {
-  const v = (body as Body | undefined)?.[key]
-  return typeof v === 'string' ? v : ''
-}
+// The forms' fields as typed; anything but a string counts as empty (the service says what is wrong).
+const field = z.string().catch('')
+const domainForm = z.object({ domain: field })
+const twoFactorForm = z.object({ require_2fa: field })
+const linkForm = z.object({ version: field, label: field, href: field, index: field, direction: field })
 
 /** Each card of the page is a fragment of its own: htmx forms swap only their card. */
 const FRAGMENTS: Record<Card, string> = {
@@ -70,10 +71,10 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Approved domains
   app.post('/settings/domains', admin, async (request, reply) => {
-    const typed = str(request.body, 'domain')
+    const typed = domainForm.parse(request.body ?? {}).domain
     let domain: string
     try {
-      domain = await service.addDomain(app.db, request, typed)
+      domain = await service.addDomain(app.db, actorOf(request), typed)
     } catch (err) {
       if (err instanceof ValidationError) return refused(request, reply, 'domains', err, { domainValue: typed })
       throw err
@@ -84,7 +85,7 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/settings/domains/remove', admin, async (request, reply) => {
     let domain: string
     try {
-      domain = await service.removeDomain(app.db, request, str(request.body, 'domain'))
+      domain = await service.removeDomain(app.db, actorOf(request), domainForm.parse(request.body ?? {}).domain)
     } catch (err) {
       if (err instanceof ValidationError) return refused(request, reply, 'domains', err)
       throw err
@@ -94,11 +95,11 @@ const routes: FastifyPluginAsync = async (app) => {
 
   // Require two-factor authentication
   app.post('/settings/two-factor', admin, async (request, reply) => {
-    const value = str(request.body, 'require_2fa')
+    const value = twoFactorForm.parse(request.body ?? {}).require_2fa
     if (value !== 'on' && value !== 'off') {
       return refused(request, reply, 'two-factor', new ValidationError({ require_2fa: 'Choose On or Off.' }, 'Nothing was saved: choose On or Off.'))
     }
-    const changed = await service.changeRequire2fa(request, value === 'on')
+    const changed = await service.changeRequire2fa(app.db, actorOf(request), value === 'on')
     const message = !changed
       ? `Nothing changed: two-factor authentication was already ${value === 'on' ? 'required' : 'optional'}.`
       : value === 'on'
@@ -125,31 +126,33 @@ const routes: FastifyPluginAsync = async (app) => {
   }
 
   app.post('/settings/links', admin, async (request, reply) => {
-    const values = { label: str(request.body, 'label'), href: str(request.body, 'href') }
+    const form = linkForm.parse(request.body ?? {})
+    const values = { label: form.label, href: form.href }
     return linkEdit(request, reply, async () => {
-      const link = await service.addResourceLink(request, str(request.body, 'version'), values)
+      const link = await service.addResourceLink(app.db, actorOf(request), form.version, values)
       return `“${link.label}” was added to the Resource Center.`
     }, { linkValues: values })
   })
 
   app.post('/settings/links/remove', admin, async (request, reply) =>
     linkEdit(request, reply, async () => {
-      const link = await service.removeResourceLink(request, str(request.body, 'version'), str(request.body, 'index'))
+      const form = linkForm.parse(request.body ?? {})
+      const link = await service.removeResourceLink(app.db, actorOf(request), form.version, form.index)
       return `“${link.label}” was removed from the Resource Center.`
     }),
   )
 
   app.post('/settings/links/move', admin, async (request, reply) =>
     linkEdit(request, reply, async () => {
-      const direction = str(request.body, 'direction')
-      const link = await service.moveResourceLink(request, str(request.body, 'version'), str(request.body, 'index'), direction)
-      return `“${link.label}” was moved ${direction}.`
+      const form = linkForm.parse(request.body ?? {})
+      const link = await service.moveResourceLink(app.db, actorOf(request), form.version, form.index, form.direction)
+      return `“${link.label}” was moved ${form.direction}.`
     }),
   )
 
   app.post('/settings/links/reset', admin, async (request, reply) =>
     linkEdit(request, reply, async () => {
-      await service.resetResourceLinks(request)
+      await service.resetResourceLinks(app.db, actorOf(request))
       return 'The Resource Center shows the default links again.'
     }),
   )

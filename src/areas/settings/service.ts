@@ -1,12 +1,18 @@
 import { domainToASCII } from 'node:url'
-import type { FastifyRequest } from 'fastify'
-import { PostgresAdapter, sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import { z } from 'zod'
 import type { Database } from '../../db/schema.ts'
+import type { Actor } from '../../lib/actor.ts'
 import { ConflictError, ValidationError } from '../../lib/errors.ts'
 import { sha256 } from '../../lib/tokens.ts'
 import { audit } from '../audit/service.ts'
 import { resourceLinks as DEFAULT_RESOURCE_LINKS } from '../resources/links.ts'
+import * as domains from './domains-repository.ts'
+import { KEY_RESOURCE_LINKS, deleteLinksRow, readLinksRow, swapLinksRow } from './links-repository.ts'
+import { KEY_REQUIRE_2FA, readRequire2fa, writeRequire2fa } from './require-2fa-repository.ts'
+
+export { countUsersWithout2fa } from './require-2fa-repository.ts'
+export { countUsersAtDomain } from './domains-repository.ts'
 
 type Db = Kysely<Database>
 
@@ -25,23 +31,15 @@ export interface Settings {
   resourceLinks: readonly ResourceLink[]
 }
 
-const KEY_REQUIRE_2FA = 'require_2fa'
-export const KEY_RESOURCE_LINKS = 'resource_links'
-
 const DEFAULT_LINKS: readonly ResourceLink[] = Object.freeze(DEFAULT_RESOURCE_LINKS.map((l) => Object.freeze({ label: l.label, href: l.href })))
-const DEFAULTS: Settings = { require2fa: false, resourceLinks: DEFAULT_LINKS }
 const cache = new WeakMap<Db, { at: number; settings: Settings }>()
 
 export async function getSettings(db: Db): Promise<Settings> {
   const hit = cache.get(db)
   if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.settings
-  const rows = await db.selectFrom('settings').select(['key', 'value']).execute()
-  const settings = { ...DEFAULTS }
-  for (const r of rows) {
-    if (r.key === KEY_REQUIRE_2FA) settings.require2fa = r.value === 'true'
-    else if (r.key === KEY_RESOURCE_LINKS) settings.resourceLinks = parseStoredLinks(r.value) ?? DEFAULT_LINKS
-  }
-  cache.set(db, { at: Date.now(), settings: Object.freeze(settings) })
+  const [require2fa, links] = await Promise.all([readRequire2fa(db), readLinksRow(db)])
+  const settings: Settings = Object.freeze({ require2fa, resourceLinks: (links === null ? null : parseStoredLinks(links)) ?? DEFAULT_LINKS })
+  cache.set(db, { at: Date.now(), settings })
   return settings
 }
 
@@ -51,12 +49,7 @@ export function clearSettingsCache(db: Db): void {
 }
 
 export async function setRequire2fa(db: Db, value: boolean): Promise<void> {
-  const now = Date.now()
-  await db
-    .insertInto('settings')
-    .values({ key: KEY_REQUIRE_2FA, value: String(value), updated_at: now })
-    .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(value), updated_at: now }))
-    .execute()
+  await writeRequire2fa(db, value)
   cache.delete(db)
 }
 
@@ -64,31 +57,15 @@ export async function setRequire2fa(db: Db, value: boolean): Promise<void> {
  * Turns the require-2FA switch on or off for an Administrator's request, audited.
  * Returns false when it already had that value (nothing written, nothing audited).
  */
-export async function changeRequire2fa(request: FastifyRequest, value: boolean): Promise<boolean> {
-  const { db } = request.server
-  const row = await db.selectFrom('settings').select('value').where('key', '=', KEY_REQUIRE_2FA).executeTakeFirst()
-  const previous = row?.value === 'true'
+export async function changeRequire2fa(db: Db, actor: Actor, value: boolean): Promise<boolean> {
+  const previous = await readRequire2fa(db)
   if (previous === value) return false
   await db.transaction().execute(async (trx) => {
-    await setRequire2fa(trx, value)
-    await audit(trx, request, { action: 'settings.require_2fa', target: { type: 'setting', id: KEY_REQUIRE_2FA }, fields: { value, previous } })
+    await writeRequire2fa(trx, value)
+    await audit(trx, actor, { action: 'settings.require_2fa', target: { type: 'setting', id: KEY_REQUIRE_2FA }, fields: { value, previous } })
   })
   cache.delete(db)
   return true
-}
-
-/** Enabled users without a second factor (whom the switch would send to setup). */
-export async function countUsersWithout2fa(db: Db): Promise<{ without: number; enabled: number }> {
-  const row = await db
-    .selectFrom('users')
-    .leftJoin('two_factor', 'two_factor.user_id', 'users.id')
-    .select((eb) => [
-      eb.fn.countAll<number>().as('enabled'),
-      eb.fn.sum<number>(eb.case().when(eb.and([eb('two_factor.sms_phone', 'is', null), eb('two_factor.totp_secret', 'is', null)])).then(1).else(0).end()).as('without'),
-    ])
-    .where('users.enabled', '=', 1)
-    .executeTakeFirstOrThrow()
-  return { without: Number(row.without ?? 0), enabled: Number(row.enabled) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -142,88 +119,55 @@ export function parseDomain(input: unknown): string {
   return domain
 }
 
-/** LIKE pattern matching usernames at exactly this domain ('!' escapes). */
-function usernamePattern(domain: string): string {
-  return `%@${domain.replace(/[!%_]/g, '!$&')}`
-}
-
-/** How many users (enabled or not) have a username at this domain. */
-export async function countUsersAtDomain(db: Db, domain: string): Promise<number> {
-  const row = await db
-    .selectFrom('users')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where(sql<boolean>`username like ${usernamePattern(domain)} escape '!'`)
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
-}
-
 export async function listDomains(db: Db): Promise<DomainRow[]> {
-  const rows = await db.selectFrom('approved_domains').select(['domain', 'created_at']).orderBy('domain').execute()
+  const rows = await domains.listDomainRows(db)
   const out: DomainRow[] = []
-  for (const r of rows) out.push({ domain: r.domain, created_at: Number(r.created_at), users: await countUsersAtDomain(db, r.domain) })
+  for (const r of rows) out.push({ domain: r.domain, created_at: Number(r.created_at), users: await domains.countUsersAtDomain(db, r.domain) })
   return out
 }
 
-/** Who changes a setting: a web request (its user), or the command line. */
-export type Actor = FastifyRequest | 'cli'
+/** Who changes a domain: a signed-in Administrator, or the command line. */
+export type ChangedBy = Actor | 'cli'
 
-function auditAs(db: Db, actor: Actor, input: Parameters<typeof audit>[2]) {
-  return actor === 'cli' ? audit(db, null, { ...input, actor: null, fields: { ...input.fields, via: 'cli' } }) : audit(db, actor, input)
+function auditAs(db: Db, by: ChangedBy, input: Parameters<typeof audit>[2]) {
+  return by === 'cli' ? audit(db, null, { ...input, actor: null, fields: { ...input.fields, via: 'cli' } }) : audit(db, by, input)
 }
 
 /** Approves a domain; a duplicate is refused. Returns the stored (lower-cased) domain. */
-export async function addDomain(db: Db, actor: Actor, input: unknown): Promise<string> {
+export async function addDomain(db: Db, by: ChangedBy, input: unknown): Promise<string> {
   const domain = parseDomain(input)
   const duplicate = () => new SettingsRuleError('domain', `${domain} is already an approved domain.`)
-  if (await db.selectFrom('approved_domains').select('domain').where('domain', '=', domain).executeTakeFirst()) throw duplicate()
+  if (await domains.domainExists(db, domain)) throw duplicate()
   await db.transaction().execute(async (trx) => {
-    const res = await trx
-      .insertInto('approved_domains')
-      .values({ domain, created_at: Date.now() })
-      .onConflict((oc) => oc.column('domain').doNothing())
-      .executeTakeFirst()
-    if (Number(res.numInsertedOrUpdatedRows ?? 0) !== 1) throw duplicate()
-    await auditAs(trx, actor, { action: 'settings.domain_add', target: { type: 'approved_domain', id: domain, name: domain } })
+    if (!(await domains.insertDomain(trx, domain))) throw duplicate()
+    await auditAs(trx, by, { action: 'settings.domain_add', target: { type: 'approved_domain', id: domain, name: domain } })
   })
   return domain
 }
 
-function isPostgres(db: Db): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter
-}
-
 /**
  * Removes an approved domain, unless a user's username is at it (that user could no longer
- * be edited or recreated) or it is the last one. Checked and deleted in one statement, after
- * locking the domains on PostgreSQL, so that two removals at once cannot leave none.
+ * be edited or recreated) or it is the last one.
  */
-export async function removeDomain(db: Db, actor: Actor, input: unknown): Promise<string> {
+export async function removeDomain(db: Db, by: ChangedBy, input: unknown): Promise<string> {
   const domain = (typeof input === 'string' ? input : '').trim().toLowerCase()
   if (!domain) throw new SettingsRuleError('remove', 'Choose a domain to remove.')
   await db.transaction().execute(async (trx) => {
-    if (isPostgres(trx)) await trx.selectFrom('approved_domains').select('domain').forUpdate().execute()
-    const res = await trx
-      .deleteFrom('approved_domains')
-      .where('domain', '=', domain)
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('users').select(sql.lit(1).as('one')).where(sql<boolean>`username like ${usernamePattern(domain)} escape '!'`))))
-      .where((eb) => eb(eb.selectFrom('approved_domains as others').select(eb.fn.countAll().as('n')), '>', 1))
-      .executeTakeFirst()
-    if (Number(res.numDeletedRows) !== 1) {
-      const exists = await trx.selectFrom('approved_domains').select('domain').where('domain', '=', domain).executeTakeFirst()
-      if (!exists) throw new SettingsRuleError('remove', `${domain} is not an approved domain.`)
-      const users = await countUsersAtDomain(trx, domain)
+    if (!(await domains.deleteUnusedDomain(trx, domain))) {
+      if (!(await domains.domainExists(trx, domain))) throw new SettingsRuleError('remove', `${domain} is not an approved domain.`)
+      const users = await domains.countUsersAtDomain(trx, domain)
       if (users > 0) {
         throw new SettingsRuleError('remove', `${domain} cannot be removed: ${users} ${users === 1 ? 'user has a username' : 'users have usernames'} at this domain. Change or delete ${users === 1 ? 'that user' : 'those users'} first.`)
       }
       throw new SettingsRuleError('remove', `${domain} cannot be removed: it is the last approved domain, and every username needs one. Add another domain first.`)
     }
-    await auditAs(trx, actor, { action: 'settings.domain_remove', target: { type: 'approved_domain', id: domain, name: domain } })
+    await auditAs(trx, by, { action: 'settings.domain_remove', target: { type: 'approved_domain', id: domain, name: domain } })
   })
   return domain
 }
 
 // ---------------------------------------------------------------------------------------
-// Resource Center links: stored as JSON under one settings key; no row means the defaults.
+// Resource Center links (the defaults until an Administrator changes them).
 
 export const MAX_RESOURCE_LINKS = 20
 export const MAX_LABEL_LENGTH = 100
@@ -316,11 +260,6 @@ function versionOf(value: string | null): string {
   return value === null ? 'default' : sha256(value).slice(0, 16)
 }
 
-async function readLinksRow(db: Db): Promise<string | null> {
-  const row = await db.selectFrom('settings').select('value').where('key', '=', KEY_RESOURCE_LINKS).executeTakeFirst()
-  return row?.value ?? null
-}
-
 /** The current list straight from the database (for the Settings page). */
 export async function resourceLinksState(db: Db): Promise<ResourceLinksState> {
   const raw = await readLinksRow(db)
@@ -339,22 +278,15 @@ export class StaleListError extends ConflictError {
  * Applies one edit to the list: refused when the page's version is not the stored one, and
  * written only if nobody wrote in between (compare and swap). Audited with the edit.
  */
-async function editLinks(request: FastifyRequest, version: unknown, action: string, edit: (links: ResourceLink[]) => { links: ResourceLink[]; fields: Record<string, string | number | boolean | null> }): Promise<void> {
-  const { db } = request.server
+async function editLinks(db: Db, actor: Actor, version: unknown, action: string, edit: (links: ResourceLink[]) => { links: ResourceLink[]; fields: Record<string, string | number | boolean | null> }): Promise<void> {
   const raw = await readLinksRow(db)
   if (version !== versionOf(raw)) throw new StaleListError()
   const current = [...(raw === null ? DEFAULT_LINKS : (parseStoredLinks(raw) ?? DEFAULT_LINKS))].map((l) => ({ ...l }))
   const { links, fields } = edit(current)
   const value = JSON.stringify(links.map((l) => ({ label: l.label, href: l.href })))
-  const now = Date.now()
   await db.transaction().execute(async (trx) => {
-    const res =
-      raw === null
-        ? await trx.insertInto('settings').values({ key: KEY_RESOURCE_LINKS, value, updated_at: now }).onConflict((oc) => oc.column('key').doNothing()).executeTakeFirst()
-        : await trx.updateTable('settings').set({ value, updated_at: now }).where('key', '=', KEY_RESOURCE_LINKS).where('value', '=', raw).executeTakeFirst()
-    const written = 'numUpdatedRows' in res ? Number(res.numUpdatedRows) : Number(res.numInsertedOrUpdatedRows ?? 0)
-    if (written !== 1) throw new StaleListError()
-    await audit(trx, request, { action, target: { type: 'setting', id: KEY_RESOURCE_LINKS }, fields: { ...fields, count: links.length } })
+    if (!(await swapLinksRow(trx, raw, value))) throw new StaleListError()
+    await audit(trx, actor, { action, target: { type: 'setting', id: KEY_RESOURCE_LINKS }, fields: { ...fields, count: links.length } })
   })
   cache.delete(db)
 }
@@ -365,9 +297,9 @@ function linkAt(links: ResourceLink[], index: unknown): number {
   return i
 }
 
-export async function addResourceLink(request: FastifyRequest, version: unknown, input: { label?: unknown; href?: unknown }): Promise<ResourceLink> {
+export async function addResourceLink(db: Db, actor: Actor, version: unknown, input: { label?: unknown; href?: unknown }): Promise<ResourceLink> {
   const link = parseLink(input)
-  await editLinks(request, version, 'settings.resource_link_add', (links) => {
+  await editLinks(db, actor, version, 'settings.resource_link_add', (links) => {
     if (links.length >= MAX_RESOURCE_LINKS) throw new SettingsRuleError('links', `The Resource Center can hold at most ${MAX_RESOURCE_LINKS} links. Remove one first.`)
     if (links.some((l) => l.href === link.href)) throw new ValidationError({ href: 'This URL is already in the list.' }, 'The link was not added. Correct the highlighted fields.')
     return { links: [...links, link], fields: { label: link.label, href: link.href } }
@@ -375,9 +307,9 @@ export async function addResourceLink(request: FastifyRequest, version: unknown,
   return link
 }
 
-export async function removeResourceLink(request: FastifyRequest, version: unknown, index: unknown): Promise<ResourceLink> {
+export async function removeResourceLink(db: Db, actor: Actor, version: unknown, index: unknown): Promise<ResourceLink> {
   let removed: ResourceLink | undefined
-  await editLinks(request, version, 'settings.resource_link_remove', (links) => {
+  await editLinks(db, actor, version, 'settings.resource_link_remove', (links) => {
     const i = linkAt(links, index)
     removed = links[i]!
     return { links: links.filter((_, j) => j !== i), fields: { label: removed.label, href: removed.href } }
@@ -385,10 +317,10 @@ export async function removeResourceLink(request: FastifyRequest, version: unkno
   return removed!
 }
 
-export async function moveResourceLink(request: FastifyRequest, version: unknown, index: unknown, direction: unknown): Promise<ResourceLink> {
+export async function moveResourceLink(db: Db, actor: Actor, version: unknown, index: unknown, direction: unknown): Promise<ResourceLink> {
   if (direction !== 'up' && direction !== 'down') throw new SettingsRuleError('links', 'Choose whether to move the link up or down.')
   let moved: ResourceLink | undefined
-  await editLinks(request, version, 'settings.resource_link_move', (links) => {
+  await editLinks(db, actor, version, 'settings.resource_link_move', (links) => {
     const i = linkAt(links, index)
     const j = direction === 'up' ? i - 1 : i + 1
     moved = links[i]!
@@ -402,11 +334,9 @@ export async function moveResourceLink(request: FastifyRequest, version: unknown
 }
 
 /** Back to the built-in links (the stored list is deleted, so later defaults apply too). */
-export async function resetResourceLinks(request: FastifyRequest): Promise<void> {
-  const { db } = request.server
+export async function resetResourceLinks(db: Db, actor: Actor): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const res = await trx.deleteFrom('settings').where('key', '=', KEY_RESOURCE_LINKS).executeTakeFirst()
-    if (Number(res.numDeletedRows) > 0) await audit(trx, request, { action: 'settings.resource_links_reset', target: { type: 'setting', id: KEY_RESOURCE_LINKS } })
+    if (await deleteLinksRow(trx)) await audit(trx, actor, { action: 'settings.resource_links_reset', target: { type: 'setting', id: KEY_RESOURCE_LINKS } })
   })
   cache.delete(db)
 }

@@ -2,9 +2,9 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { User } from '../../db/schema.ts'
 import { ConflictError, ForbiddenError, ValidationError } from '../../lib/errors.ts'
-import { ADMINISTRATOR, ROLES } from '../../lib/roles.ts'
+import { ROLES } from '../../lib/roles.ts'
 import { flash, isHtmx, redirect } from '../../plugins/session.ts'
-import { findAccounts } from '../accounts/repository.ts'
+import { findAccounts } from '../accounts/search-plans.ts'
 import * as repo from './repository.ts'
 import * as service from './service.ts'
 
@@ -63,7 +63,7 @@ const routes: FastifyPluginAsync = async (app) => {
     }
     const assigned = await repo.accountsByUuids(app.db, input.accounts)
     const assignQuery = opts.assignQuery ?? ''
-    const found = await findAccounts(app.db, app.dialect, { id: 0, role: ADMINISTRATOR }, { text: assignQuery, limit: 25, offset: 0 })
+    const found = await findAccounts(app.db, app.dialect, request.auth!.user, { text: assignQuery, limit: 25, offset: 0 })
     const assignedSet = new Set(input.accounts)
     return reply.render('users/form', {
       title: opts.user ? 'Edit User' : 'Create User',
@@ -89,7 +89,7 @@ const routes: FastifyPluginAsync = async (app) => {
     const checkedUuids = list(request.query, 'account')
     const chosen = new Set(checkedUuids)
     const checked = await repo.accountsByUuids(app.db, checkedUuids)
-    const found = await findAccounts(app.db, app.dialect, { id: 0, role: ADMINISTRATOR }, { text: q.assign_q, limit: 25, offset: 0 })
+    const found = await findAccounts(app.db, app.dialect, request.auth!.user, { text: q.assign_q, limit: 25, offset: 0 })
     return reply.render('users/_candidates', { checked, candidates: found.filter((a) => !chosen.has(a.uuid)), assignQuery: q.assign_q })
   })
 

@@ -9,7 +9,7 @@ import { ADMINISTRATOR, isRole, roleLabel } from '../../lib/roles.ts'
 import { rowId } from '../../lib/row-id.ts'
 import { deleteUserSessions, findUserById, findUserByUsername, insertUser, newUser, isApprovedDomain, setAssist, updateUser } from '../auth/repository.ts'
 import { usernameDomain } from '../auth/service.ts'
-import { distinctInstanceUrls, findAccountIdsByUuid, replaceAssignments } from '../accounts/repository.ts'
+import { distinctInstanceUrls, findVisibleAccountIds, replaceAssignments } from '../accounts/repository.ts'
 import { instanceBase, notifyUserTransfer } from '../instances/service.ts'
 import { revokeApiKeys } from '../api/repository.ts'
 import { generateApiKeys } from '../api/service.ts'
@@ -138,7 +138,7 @@ async function validate(request: FastifyRequest, input: UserInput, existing: Use
   if (!isRole(role)) errors.role = 'Select a role.'
   let accountIds: number[] = []
   if (role !== ADMINISTRATOR && input.accounts.length) {
-    const found = await findAccountIdsByUuid(db, [...new Set(input.accounts)])
+    const found = await findVisibleAccountIds(db, request.auth!.user, [...new Set(input.accounts)])
     if (found.length !== new Set(input.accounts).size) errors.accounts = 'One or more of the selected accounts no longer exist.'
     accountIds = found.map((f) => f.id)
   }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { countUsers } from '../areas/auth/repository.ts'
 import { createAdministrator, createSetupLink } from '../areas/auth/service.ts'
-import { ValidationError } from './errors.ts'
+import { ValidationError } from '../lib/errors.ts'
 
 /**
  * First start on an empty database: create the Administrator from MSSP_ADMIN_* when set

@@ -1,8 +1,7 @@
 import type { Kysely } from 'kysely'
-import nodemailer from 'nodemailer'
-import type { FastifyBaseLogger } from 'fastify'
-import type { Database, OutboxMessage } from '../db/schema.ts'
-import { uuid } from './tokens.ts'
+import type { Database, OutboxMessage } from '../../db/schema.ts'
+import { uuid } from '../../lib/tokens.ts'
+import * as repo from './repository.ts'
 
 export interface OutboundMessage {
   kind: 'email' | 'sms'
@@ -20,33 +19,6 @@ export interface Transport {
   deliver(message: OutboundMessage): Promise<void>
 }
 
-export class SmtpTransport implements Transport {
-  private readonly transporter
-  constructor(url: string, private readonly from: string) {
-    this.transporter = nodemailer.createTransport(url)
-  }
-  async deliver(m: OutboundMessage): Promise<void> {
-    await this.transporter.sendMail({ from: this.from, to: m.to, subject: m.subject, text: m.text })
-  }
-  close(): void {
-    this.transporter.close()
-  }
-}
-
-/** Posts `{ to, text }` as JSON to an SMS gateway's webhook. */
-export class SmsWebhookTransport implements Transport {
-  constructor(private readonly url: string) {}
-  async deliver(m: OutboundMessage): Promise<void> {
-    const res = await fetch(this.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to: m.to, text: m.text }),
-      signal: AbortSignal.timeout(10_000),
-    })
-    if (!res.ok) throw new Error(`SMS webhook answered ${res.status}`)
-  }
-}
-
 /** What a kept message's text becomes once its link or code has expired. */
 export const EXPIRED_BODY = '(The link or code in this message has expired; its text was cleared.)'
 
@@ -57,13 +29,13 @@ export const EXPIRED_BODY = '(The link or code in this message has expired; its 
  * outbox write and before the outbox is read (no timer: nothing keeps a process alive).
  */
 export async function clearExpiredMessages(db: Kysely<Database>, now = Date.now()): Promise<number> {
-  const res = await db
-    .updateTable('outbox')
-    .set({ body: EXPIRED_BODY, expires_at: null })
-    .where('expires_at', 'is not', null)
-    .where('expires_at', '<=', now)
-    .executeTakeFirst()
-  return Number(res.numUpdatedRows)
+  return repo.clearExpiredBodies(db, now, EXPIRED_BODY)
+}
+
+/** What the Messenger logs (the app's logger is one). */
+export interface MessageLog {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
 }
 
 /**
@@ -76,7 +48,7 @@ export async function clearExpiredMessages(db: Kysely<Database>, now = Date.now(
 export class Messenger {
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: MessageLog,
     private readonly transports: Partial<Record<OutboundMessage['kind'], Transport>>,
     /** Kinds an operator relays from the outbox by hand (SMS_VIA_OUTBOX, for demos and tests). */
     private readonly relayedByOperator: ReadonlySet<OutboundMessage['kind']> = new Set(['email']),
@@ -92,19 +64,16 @@ export class Messenger {
     const transport = this.transports[message.kind]
     // Best effort: a clearing that fails (two processes clearing the same rows) is done by the next write.
     await clearExpiredMessages(this.db).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not clear expired outbox messages'))
-    await this.db
-      .insertInto('outbox')
-      .values({
-        id,
-        created_at: Date.now(),
-        kind: message.kind,
-        recipient: message.to,
-        subject: message.subject,
-        body: message.text,
-        status: transport ? 'sending' : 'stored',
-        expires_at: message.expiresAt ?? null,
-      })
-      .execute()
+    await repo.insertMessage(this.db, {
+      id,
+      created_at: Date.now(),
+      kind: message.kind,
+      recipient: message.to,
+      subject: message.subject,
+      body: message.text,
+      status: transport ? 'sending' : 'stored',
+      expires_at: message.expiresAt ?? null,
+    })
     this.log.info({ kind: message.kind, recipient: message.to }, 'message queued')
     if (transport) await this.deliver(id, message, transport)
     return id
@@ -113,18 +82,10 @@ export class Messenger {
   private async deliver(id: string, message: OutboundMessage, transport: Transport): Promise<void> {
     try {
       await transport.deliver(message)
-      await this.db
-        .updateTable('outbox')
-        .set({ status: 'sent', sent_at: Date.now(), body: '', expires_at: null, attempts: 1 })
-        .where('id', '=', id)
-        .execute()
+      await repo.markSent(this.db, id)
     } catch (err) {
       this.log.warn({ kind: message.kind, recipient: message.to, err: (err as Error).message }, 'message delivery failed')
-      await this.db
-        .updateTable('outbox')
-        .set({ status: 'failed', error: (err as Error).message.slice(0, 500), attempts: 1 })
-        .where('id', '=', id)
-        .execute()
+      await repo.markFailed(this.db, id, (err as Error).message.slice(0, 500))
     }
   }
 }
@@ -136,6 +97,6 @@ export class Messenger {
 export async function latestMessages(db: Kysely<Database>, limit = 20): Promise<OutboxMessage[]> {
   const now = Date.now()
   await clearExpiredMessages(db, now).catch(() => 0)
-  const rows = await db.selectFrom('outbox').selectAll().orderBy('created_at', 'desc').limit(limit).execute()
+  const rows = await repo.latestMessageRows(db, limit)
   return rows.map((m) => (m.expires_at !== null && m.expires_at <= now ? { ...m, body: EXPIRED_BODY, expires_at: null } : m))
 }
