@@ -5,14 +5,20 @@ function isPostgres(db: Kysely<any>): boolean {
   return db.getExecutor().adapter.constructor.name === 'PostgresAdapter'
 }
 
-// The Region filter of a user who is not an Administrator lists the regions of their assigned
-// accounts. Read from the assignments, that is a lookup per assigned account on every page view
-// (20,000 of them for some users); kept here instead, per user and region with how many of their
-// accounts are in it, by triggers on the two tables it derives from, so that every writer (the
-// portal, an import, a copy to PostgreSQL) keeps it right. An account's deletion takes its
-// assignments first, so that one trigger counts every withdrawal while the account's region can
-// still be read.
+// For a user who is not an Administrator, the Accounts page shows how many accounts they have
+// and its Region filter lists the regions of those accounts. Read from the assignments, that is
+// a walk of all of them on every page view (20,000 for some users); kept here instead: per user
+// how many (assigned_totals) and per user and region how many (assigned_regions), by triggers on
+// the tables they derive from, so that every writer (the portal, an import, a copy to
+// PostgreSQL) keeps them right. An account's deletion takes its assignments first, so that one
+// trigger counts every withdrawal while the account's region can still be read.
 export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable('assigned_totals')
+    .addColumn('user_id', 'integer', (c) => c.primaryKey().references('users.id').onDelete('cascade'))
+    .addColumn('accounts', 'integer', (c) => c.notNull())
+    .execute()
+  await sql`insert into assigned_totals (user_id, accounts) select user_id, count(*) from user_accounts group by user_id`.execute(db)
   await db.schema
     .createTable('assigned_regions')
     .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
@@ -31,8 +37,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   const withdraw = (users: string, region: string) => `update assigned_regions set accounts = accounts - 1 where user_id in (${users}) and region = ${region};
     delete from assigned_regions where user_id in (${users}) and region = ${region} and accounts <= 0`
   const triggers = {
-    user_accounts_region_insert: ['after insert on user_accounts', add('new.user_id', 'accounts.region', 'accounts where accounts.id = new.account_id')],
-    user_accounts_region_delete: ['after delete on user_accounts', withdraw('old.user_id', '(select region from accounts where id = old.account_id)')],
+    user_accounts_insert: ['after insert on user_accounts', `insert into assigned_totals (user_id, accounts) values (new.user_id, 1)
+      on conflict (user_id) do update set accounts = assigned_totals.accounts + 1;
+      ${add('new.user_id', 'accounts.region', 'accounts where accounts.id = new.account_id')}`],
+    user_accounts_delete: ['after delete on user_accounts', `update assigned_totals set accounts = accounts - 1 where user_id = old.user_id;
+      ${withdraw('old.user_id', '(select region from accounts where id = old.account_id)')}`],
     accounts_region_update: ['after update of region on accounts', `${withdraw('select user_id from user_accounts where account_id = old.id', 'old.region')};
       ${add('user_accounts.user_id', 'new.region', 'user_accounts where user_accounts.account_id = new.id')}`],
     accounts_assignments_delete: ['before delete on accounts', 'delete from user_accounts where account_id = old.id'],
