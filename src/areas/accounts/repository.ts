@@ -157,13 +157,13 @@ export async function setLogoForAccounts(db: Db, accountIds: number[], logoId: n
 /**
  * The Region filter's choices: the regions of the accounts the viewer may see. An
  * Administrator's (every account's) are a scan at 100,000 accounts, so kept for a short
- * while; anyone else's come from their assigned accounts, read each time (an assignment
- * withdrawn takes their region off the list at once).
+ * while; anyone else's are kept beside their assignments (assigned_regions, migration 0013),
+ * read each time (an assignment withdrawn takes their region off the list at once).
  */
 let regionsCache: { at: number; db: Db; regions: Array<{ region: string | null }> } | undefined
 export async function distinctRegions(db: Db, viewer: Viewer): Promise<Array<{ region: string | null }>> {
+  if (viewer.role !== ADMINISTRATOR) return db.selectFrom('assigned_regions').select('region').where('user_id', '=', viewer.id).orderBy('region').limit(200).execute()
   const query = db.selectFrom('accounts').select('accounts.region').distinct().where('accounts.region', 'is not', null).orderBy('accounts.region').limit(200)
-  if (viewer.role !== ADMINISTRATOR) return query.where((eb) => visibleTo(eb, viewer)!).execute()
   if (regionsCache && regionsCache.db === db && Date.now() - regionsCache.at < 30_000) return regionsCache.regions
   const regions = await query.execute()
   regionsCache = { at: Date.now(), db, regions }
