@@ -6,7 +6,7 @@ import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
 import { escapeLike } from '../../db/like.ts'
 import { type AccountQuery, type PlanFlags, type SortColumn, ftsQuery, hasConditions, pageLimit, searchWords, whereQuery } from './conditions.ts'
 import { type AccountRow, accountsWithLogo } from './repository.ts'
-import type { Viewer } from './visibility.ts'
+import { type Viewer, assignedLookupFor, assignedTotal } from './visibility.ts'
 
 // How the Accounts page finds a page of matches and their count (listAccountsPage). The
 // plans in the order they are tried; the first that applies and finds enough answers:
@@ -28,20 +28,6 @@ import type { Viewer } from './visibility.ts'
 
 type Db = Kysely<Database>
 type Page = AccountQuery & { limit: number; offset: number }
-
-/**
- * Whether a user has few assigned accounts (counted from the assignments alone, up to the
- * limit). Few, the usual case, are best searched by checking the words on those rows (see
- * PlanFlags.assigned); many, through the indexes as for an Administrator.
- */
-async function hasFewAssigned(db: Db, userId: number): Promise<boolean> {
-  const [row] = await assignedUpToLimit(db, [userId])
-  return Number(row!.n) <= ASSIGNED_SCAN_LIMIT
-}
-const ASSIGNED_SCAN_LIMIT = 2000
-const assignedUpToLimit = preparedQuery((db) =>
-  db.selectFrom((qb) => qb.selectFrom('user_accounts').select('account_id').where('user_id', '=', 0).limit(sql.lit(ASSIGNED_SCAN_LIMIT + 1)).as('assigned')).select((eb) => eb.fn.countAll<number>().as('n')),
-)
 
 /**
  * The rowids of the trigram index's matches for the long words that the viewer may see (a
@@ -98,10 +84,8 @@ async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: Ac
     const [row] = await countAll(db, [])
     return { count: Number(row!.n), more: false }
   } else if (!q.text?.trim() && !q.filters?.length) {
-    // A user's whole list: their assignments (which cascade with the accounts) say how many,
-    // exactly and cheaply (a range of the primary key).
-    const row = await db.selectFrom('user_accounts').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', viewer.id).executeTakeFirstOrThrow()
-    return { count: Number(row.n), more: false }
+    // A user's whole list: as many as are assigned to them.
+    return { count: await assignedTotal(db, viewer.id), more: false }
   } else if (fts) {
     // Only the text: the trigram index finds the long words' matches without reading the table.
     const limit = capped ? sql`limit ${cap + 1}` : sql``
@@ -137,7 +121,7 @@ async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: Ac
  */
 export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, page: number, pageSize: number, cap: number) {
   const words = searchWords(q.text)
-  const plan: PlanFlags = viewer.role === ADMINISTRATOR ? {} : { assigned: (await hasFewAssigned(db, viewer.id)) ? 'set' : 'lookup' }
+  const plan: PlanFlags = { assigned: await assignedLookupFor(db, viewer) }
   let counted: { count: number; more: boolean } | undefined
   const matches = dialect === 'sqlite' && !q.filters?.length && words.long.length && !words.short.length ? visibleMatches(viewer, plan, words.long) : null
   if (matches) {
