@@ -13,6 +13,7 @@ import { type Viewer, assignedLookupFor, assignedTotal } from './visibility.ts'
 //
 //   plan          when                                                  how
 //   whole table   an Administrator, no words and no filters             a page of the sort index, compiled once; count(*)
+//                                                                       (PostgreSQL past 10x the cap: up to the cap)
 //   trigram ids   SQLite, words of 3+ characters only, no filters,      the index's ids (up to cap+1) as one JSON array:
 //                 at most `cap` matches                                 counted, sorted by their sort key, one page read
 //   window        SQLite, words, more than `cap` matches, the window    the first rows of the sort order, the words checked
@@ -62,6 +63,12 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
 
 const countAll = preparedQuery((db) => db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')))
 
+/** PostgreSQL's estimate of the accounts (-1 before its first statistics). */
+async function estimatedAccounts(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select reltuples as n from pg_class where oid = 'accounts'::regclass`.execute(db)
+  return Number(rows[0]?.n ?? -1)
+}
+
 /** How many trigram candidates a capped count reads to check short words on (see countAccountsUpTo). */
 const SHORT_WORD_CANDIDATES = 2000
 
@@ -79,10 +86,15 @@ async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: Ac
   const capped = Number.isFinite(cap)
   const fts = dialect === 'sqlite' && !q.filters?.length && words.long.length ? visibleMatches(viewer, plan, words.long) : null
   let n: number
-  if (!hasConditions(viewer, q)) {
-    // An Administrator's whole table: count(*) is cheap and exact.
+  if (!hasConditions(viewer, q) && !(capped && dialect === 'postgres' && (await estimatedAccounts(db)) > 10 * cap)) {
+    // An Administrator's whole table: count(*) is cheap and exact, but on PostgreSQL it reads
+    // every row (17 ms at 100,000): where its statistics say there are ten times the cap, it
+    // counts up to the cap instead, as a broad search does ("1,000+").
     const [row] = await countAll(db, [])
     return { count: Number(row!.n), more: false }
+  } else if (!hasConditions(viewer, q)) {
+    const row = await db.selectFrom(db.selectFrom('accounts').select('id').limit(cap + 1).as('first')).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    n = Number(row.n)
   } else if (!q.text?.trim() && !q.filters?.length) {
     // A user's whole list: as many as are assigned to them.
     return { count: await assignedTotal(db, viewer.id), more: false }
