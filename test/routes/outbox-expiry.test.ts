@@ -4,6 +4,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { advanceClock, Client, PASSWORD, buildTestApp, createUser, dialects } from '../helper.ts'
 import { buildApp } from '../../src/app.ts'
+import { afterListen } from '../../src/server.ts'
 import { EXPIRED_BODY, latestMessages } from '../../src/areas/outbox/service.ts'
 
 const HOUR = 3_600_000
@@ -62,7 +63,7 @@ for (const dialect of dialects) {
   })
 }
 
-t.test('sqlite: a portal starting up clears what expired while it was stopped', async (t) => {
+t.test('sqlite: a portal starting up clears, once it listens, what expired while it was stopped', async (t) => {
   const { app } = await buildTestApp(t, 'sqlite')
   const user = await createUser(app, { role: 16 })
   await requestReset(app, user.username)
@@ -70,6 +71,7 @@ t.test('sqlite: a portal starting up clears what expired while it was stopped', 
   advanceClock(t, HOUR + 1000)
   const again = await buildApp(app.config)
   t.teardown(() => again.close())
+  await afterListen(again)
   const [mail] = await outboxRows(again)
   t.equal(mail!.body, EXPIRED_BODY, 'the expired link is cleared at start-up')
 })
