@@ -76,7 +76,7 @@ if (browserAvailable(t)) {
       t.equal(await page.getByRole('dialog').count(), 0, 'the plane is closed')
       const img = row.getByRole('img', { name: `Acme ${suffix}` })
       await t.resolves(img.evaluate((el: HTMLImageElement) => el.decode()), 'the logo image loads')
-      t.equal(await img.evaluate((el: HTMLImageElement) => el.naturalWidth), 246)
+      t.equal(await img.evaluate((el: HTMLImageElement) => el.naturalWidth), 246, 'the image is the uploaded 246 pixels wide')
       t.match(await img.evaluate((el) => getComputedStyle(el).backgroundImage), /conic-gradient/, 'on the checkerboard')
 
       // Edit a Logo: roll over, ✎, rename, ✕ next to the file, Add File, Save.
@@ -105,9 +105,9 @@ if (browserAvailable(t)) {
       const renamed = page.getByRole('row', { name: new RegExp(`Acme Light ${suffix}`) })
       await renamed.waitFor()
       const newImg = renamed.getByRole('img', { name: `Acme Light ${suffix}` })
-      await t.resolves(newImg.evaluate((el: HTMLImageElement) => el.decode()))
+      await t.resolves(newImg.evaluate((el: HTMLImageElement) => el.decode()), 'the replaced image loads')
       t.equal(await newImg.evaluate((el: HTMLImageElement) => el.naturalWidth), 120, 'the new file is shown')
-      t.match(await renamed.textContent(), /acme-light\.png/)
+      t.match(await renamed.textContent(), /acme-light\.png/, 'the row shows the new file name')
 
       // Delete a Logo: roll over, 🗑, the confirmation, Delete.
       await rowAction(page, `Acme Light ${suffix}`, 'Delete')

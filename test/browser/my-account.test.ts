@@ -89,7 +89,7 @@ if (browserAvailable(t)) {
       t.equal(await page.getByRole('region', { name: 'Account', exact: true }).getByLabel('Name', { exact: true }).inputValue(), `Patricia Profile ${tag}`, 'the new name')
       t.equal(await page.getByRole('region', { name: 'Account', exact: true }).getByLabel('Email', { exact: true }).inputValue(), newEmail, 'the new e-mail')
       t.match(await page.locator('details.user-menu').textContent(), `Patricia Profile ${tag}`, 'the user account menu shows the new name')
-      t.equal(await page.locator('details.user-menu .avatar').textContent(), 'P')
+      t.equal(await page.locator('details.user-menu .avatar').textContent(), 'P', 'the avatar shows the new name\'s initial')
       const notice = portal.lastMailTo(oldEmail)
       t.match(notice?.subject ?? '', /e-mail address was changed/, 'the old address is told')
 
@@ -134,7 +134,7 @@ if (browserAvailable(t)) {
       await page.getByRole('link', { name: 'API Keys', exact: true }).click()
       await page.waitForURL('**/my-account/api-keys')
       t.ok(await page.getByRole('heading', { name: 'API Keys', level: 2 }).isVisible(), 'the API Keys section')
-      t.ok(await page.getByText('You have no API keys yet.').isVisible())
+      t.ok(await page.getByText('You have no API keys yet.').isVisible(), 'the page says there are no keys yet')
       await page.getByRole('link', { name: 'Generate', exact: true }).click()
       const window = page.getByRole('alertdialog', { name: 'Generate API Keys' })
       await window.waitFor()
@@ -154,7 +154,7 @@ if (browserAvailable(t)) {
       // htmx shows them once the swap has settled (a few milliseconds after the plane appears).
       if (js) await copyAccess.waitFor({ state: 'visible', timeout: 3_000 }).catch(() => {})
       t.equal(await copyAccess.isVisible(), js, js ? 'a copy button for the access key' : 'no copy buttons without JavaScript')
-      t.equal(await copySecret.isVisible(), js)
+      t.equal(await copySecret.isVisible(), js, 'a copy button for the secret key only with JavaScript')
       if (js) {
         await copySecret.click()
         await shown.getByRole('button', { name: 'Copy the secret key' }).and(page.locator('[data-copied]')).waitFor()
@@ -166,7 +166,7 @@ if (browserAvailable(t)) {
       }
       const me = await apiSession(portal, first)
       t.equal(me.status, 200, 'the keys authenticate with the REST API')
-      t.match(await me.json(), { username, permissions: BASIC })
+      t.match(await me.json(), { username, permissions: BASIC }, 'the keys act as this user with the Basic role')
 
       await shown.getByRole('link', { name: 'Done' }).click()
       await page.waitForURL('**/my-account/api-keys')

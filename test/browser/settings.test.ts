@@ -45,7 +45,7 @@ if (browserAvailable(t)) {
         await signIn(page, ADMIN_USERNAME)
         const inNav = await openSettings(page)
         t.ok(inNav, 'the navigation plane has Settings', { todo: inNav ? undefined : 'needs the layout.eta nav entry' })
-        t.equal(await page.locator('h1').textContent(), 'Settings')
+        t.equal(await page.locator('h1').textContent(), 'Settings', 'the Settings page opens')
 
         // Approved domains: a bad one first, then a good one.
         const domains = page.locator('#settings-domains')
@@ -59,7 +59,7 @@ if (browserAvailable(t)) {
         const row = page.locator('#settings-domains').getByRole('row', { name: new RegExp(`customer-${suffix}\\.example`) })
         await row.waitFor()
         t.match(await row.textContent(), /0 users/, 'listed, lower-cased, with no users')
-        t.equal(new URL(page.url()).pathname, '/settings')
+        t.equal(new URL(page.url()).pathname, '/settings', 'still on the Settings page')
 
         // The signed-in Administrator is at example.com: its removal is refused.
         await page.getByRole('button', { name: 'Remove domain example.com', exact: true }).click()
