@@ -43,7 +43,7 @@ if (browserAvailable(t)) {
       const ids = seed(portal, prefix)
       const { page, problems } = await newSession(t, browser, portal, mode)
       await signIn(page, ADMIN_USERNAME)
-      t.equal(new URL(page.url()).pathname, '/accounts')
+      t.equal(new URL(page.url()).pathname, '/accounts', 'signing in lands on Accounts')
 
       // Search (the box and its button)
       await page.getByLabel('Search', { exact: true }).first().fill(`${prefix} acme`)
@@ -100,7 +100,7 @@ if (browserAvailable(t)) {
       const bar = page.getByRole('region', { name: 'Selected' })
       t.ok(await bar.isVisible(), 'the Selected bar appears at the bottom')
       if (mode.javaScriptEnabled) t.match(await bar.textContent(), '2 Selected', 'the bar counts the selection')
-      else t.match(await bar.textContent(), 'Selected')
+      else t.match(await bar.textContent(), 'Selected', 'the bar says Selected')
       await bar.getByRole('button', { name: 'Assign logo' }).click()
       const assign = page.getByRole('dialog', { name: 'Assign Logo to Accounts' })
       await assign.waitFor()

@@ -58,18 +58,18 @@ if (browserAvailable(t)) {
         const { page, problems } = await newSession(t, browser, portal, mode)
         await signIn(page, ADMIN_USERNAME)
         await openAuditLog(page)
-        t.equal(await page.locator('h1').textContent(), 'Audit Log')
-        t.equal(await page.title(), 'Audit Log · MSSP Portal')
+        t.equal(await page.locator('h1').textContent(), 'Audit Log', 'the page heading is Audit Log')
+        t.equal(await page.title(), 'Audit Log · MSSP Portal', 'the window title names the page and the portal')
         const headers = await page.locator('#audit-results thead th').allTextContents()
-        t.same(headers, ['Time (UTC)', 'Actor', 'Assisting Administrator', 'Action', 'Outcome', 'Target', 'IP Address', 'Details'])
+        t.same(headers, ['Time (UTC)', 'Actor', 'Assisting Administrator', 'Action', 'Outcome', 'Target', 'IP Address', 'Details'], 'the columns as the user guide names them')
 
         // Newest first: this session's own sign-in heads the list.
         const first = page.locator('#audit-results tbody tr').first()
-        t.match(await first.textContent(), new RegExp(`${ADMIN_USERNAME.replace('.', '\\.')}[\\s\\S]*Sign in[\\s\\S]*auth\\.sign_in[\\s\\S]*Success`))
+        t.match(await first.textContent(), new RegExp(`${ADMIN_USERNAME.replace('.', '\\.')}[\\s\\S]*Sign in[\\s\\S]*auth\\.sign_in[\\s\\S]*Success`), 'the newest event is this session\'s sign-in')
         t.equal(await page.locator('#audit-results tbody tr').count(), 50, 'a page of 50')
         const assisted = page.getByRole('row', { name: /Acme Wordmark/ })
         t.match(await assisted.textContent(), new RegExp(`marcus@example\\.com[\\s\\S]*${ADMIN_USERNAME.replace('.', '\\.')}[\\s\\S]*Logo added`), 'the assisting Administrator')
-        t.match(await page.getByRole('row', { name: /ghost@example\.com/ }).textContent(), /Anonymous[\s\S]*Failure[\s\S]*192\.0\.2\.66[\s\S]*username=ghost@example\.com reason="unknown user"/)
+        t.match(await page.getByRole('row', { name: /ghost@example\.com/ }).textContent(), /Anonymous[\s\S]*Failure[\s\S]*192\.0\.2\.66[\s\S]*username=ghost@example\.com reason="unknown user"/, 'a failed sign-in: Anonymous, the IP address and the reason')
 
         // Filter by action: the select lists the actions found in the log, by name.
         const options = await page.getByLabel('Action', { exact: true }).locator('option').allTextContents()
@@ -83,9 +83,9 @@ if (browserAvailable(t)) {
           await page.getByRole('button', { name: 'Apply Filters' }).click()
           await page.waitForURL(/action=account\.update/)
         }
-        t.match(await page.locator('.result-count').textContent(), /60 events match the filters/)
+        t.match(await page.locator('.result-count').textContent(), /60 events match the filters/, 'the filter counts 60 events')
         const codes = await rowActions(page)
-        t.equal(codes.length, 50)
+        t.equal(codes.length, 50, 'a full first page of 50')
         t.ok(codes.every((c) => c === 'account.update'), 'only account updates')
         t.match(await page.locator('#audit-results tbody tr').first().locator('td').nth(5).textContent(), /^\s*Customer 59(?!\d)/, 'newest first')
         t.equal(await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href'), '/audit-log/export.csv?action=account.update', 'the export follows the filters')
@@ -93,28 +93,28 @@ if (browserAvailable(t)) {
         // Older: the last ten, the filter kept.
         await page.getByRole('link', { name: 'Older ›' }).click()
         await page.waitForURL(/before=/)
-        t.match(page.url(), /action=account\.update&before=\d+_/)
-        t.equal((await rowActions(page)).length, 10)
+        t.match(page.url(), /action=account\.update&before=\d+_/, 'Older keeps the filter and pages by a cursor')
+        t.equal((await rowActions(page)).length, 10, 'the older page holds the last 10')
         t.equal(await page.getByRole('link', { name: 'Older ›' }).count(), 0, 'the oldest page')
         // Newer: back to the newest fifty (with htmx, at the address of the newest page).
         await page.getByRole('link', { name: '‹ Newer' }).click()
         await page.getByRole('link', { name: 'Older ›' }).waitFor()
-        t.equal((await rowActions(page)).length, 50)
+        t.equal((await rowActions(page)).length, 50, 'Newer goes back to 50 events')
         t.equal(await page.getByRole('link', { name: '‹ Newer' }).count(), 0, 'the newest page')
-        if (js) t.equal(new URL(page.url()).search, '?action=account.update')
+        if (js) t.equal(new URL(page.url()).search, '?action=account.update', 'the newest page\'s address keeps only the filter')
 
         // Back to every action: the form still works after the swaps.
         await page.getByLabel('Action', { exact: true }).selectOption({ label: 'All actions' })
         if (!js) await page.getByRole('button', { name: 'Apply Filters' }).click()
         await page.waitForURL((url) => !/action=[^&]/.test(url.search))
         await page.locator('.result-count', { hasText: /^\d+ events$/ }).waitFor()
-        t.match(await page.locator('.result-count').textContent(), /^6\d events$/)
+        t.match(await page.locator('.result-count').textContent(), /^6\d events$/, 'without a filter the count is the whole log')
 
         // The export as the browser downloads it.
         const download = page.waitForEvent('download')
         await page.getByRole('link', { name: 'Export CSV' }).click()
         const file = await download
-        t.match(file.suggestedFilename(), /^audit-log-\d{4}-\d{2}-\d{2}\.csv$/)
+        t.match(file.suggestedFilename(), /^audit-log-\d{4}-\d{2}-\d{2}\.csv$/, 'the CSV is named by date')
         t.same(problems, [], 'no errors in the page')
       })
     }

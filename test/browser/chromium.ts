@@ -1,7 +1,7 @@
 // Support for the browser tests: drives Chromium through playwright-core against a portal
 // process (test/support/portal-process.ts). Not a test file itself (tap runs only *.test.ts).
 import fs from 'node:fs'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core'
 import type { Test } from 'tap'
 import type { Tap } from '../helper.ts'
 import { PASSWORD } from '../support/fixtures.ts'
@@ -73,6 +73,17 @@ export async function newSession(t: Tap, browser: Browser, portal: PortalProcess
     if (res.status() >= 500) problems.push(`${res.status()} from ${res.url()}`)
   })
   return { context, page, problems }
+}
+
+/**
+ * Whether the locator shows within the default timeout (what `waitFor()` waits for), as a value
+ * to assert, so that a miss fails the assertion with its message rather than as a bare timeout.
+ */
+export async function appears(locator: Locator): Promise<boolean> {
+  return locator.waitFor().then(
+    () => true,
+    () => false,
+  )
 }
 
 /** The portal's session cookie as the browser keeps it. */

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { PASSWORD } from '../support/fixtures.ts'
 import { startPortal } from '../support/portal-process.ts'
-import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
+import { MODES, appears, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 
@@ -38,8 +38,7 @@ if (browserAvailable(t)) {
       await page.goto('/forgot-password')
       await page.getByLabel('Username', { exact: true }).fill(username.toUpperCase())
       await page.getByRole('button', { name: 'Send Reset Link' }).click()
-      await page.getByText('If an account with that username exists, we have sent a link').waitFor()
-      t.pass('says the link was sent')
+      t.ok(await appears(page.getByText('If an account with that username exists, we have sent a link')), 'says the link was sent')
 
       const mail = portal.lastMailTo(username)
       t.ok(mail, 'a mail is in the outbox')
@@ -55,8 +54,7 @@ if (browserAvailable(t)) {
       await page.getByLabel('New Password', { exact: true }).fill(NEW_PASSWORD)
       await page.getByLabel('Verify Password', { exact: true }).fill(NEW_PASSWORD + 'x')
       await page.getByRole('button', { name: 'Save' }).click()
-      await page.getByText('The passwords do not match.').waitFor()
-      t.pass('a mismatch is refused with The passwords do not match.')
+      t.ok(await appears(page.getByText('The passwords do not match.')), 'a mismatch is refused: The passwords do not match.')
 
       await page.getByLabel('New Password', { exact: true }).fill(NEW_PASSWORD)
       await page.getByLabel('Verify Password', { exact: true }).fill(NEW_PASSWORD)

@@ -42,7 +42,7 @@ if (browserAvailable(t)) {
       t.equal(await focusedName(page), 'button:Sign In', 'then to Sign In')
       await page.keyboard.press('Enter')
       await page.waitForURL('**/accounts')
-      t.pass('Enter on Sign In signs in')
+      t.equal(new URL(page.url()).pathname, '/accounts', 'Enter on Sign In signs in')
       await page.keyboard.press('Tab')
       t.equal(await focusedName(page), 'a:Skip to content', 'the first Tab reaches Skip to content')
       await page.keyboard.press('Tab')

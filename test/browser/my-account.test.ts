@@ -8,7 +8,7 @@ import t from 'tap'
 import type { Page } from 'playwright-core'
 import { BASIC, PASSWORD } from '../support/fixtures.ts'
 import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
-import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
+import { MODES, appears, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(180_000)
 
@@ -78,8 +78,7 @@ if (browserAvailable(t)) {
       await account.getByLabel('Email', { exact: true }).fill(newEmail)
       await account.getByRole('button', { name: 'Save' }).click()
       // A new e-mail address needs the current password (the guide does not say so; the hint does).
-      await page.getByText('Enter your current password to change your e-mail address.').waitFor()
-      t.pass('a new e-mail without the current password is refused with the reason')
+      t.ok(await appears(page.getByText('Enter your current password to change your e-mail address.')), 'a new e-mail without the current password is refused with the reason')
       const again = page.getByRole('region', { name: 'Account', exact: true })
       t.equal(await again.getByLabel('Email', { exact: true }).inputValue(), newEmail, 'what was typed is kept')
       t.equal(await again.getByLabel('Current Password', { exact: true }).getAttribute('aria-invalid'), 'true', 'the box is marked')
@@ -90,7 +89,7 @@ if (browserAvailable(t)) {
       t.equal(await page.getByRole('region', { name: 'Account', exact: true }).getByLabel('Name', { exact: true }).inputValue(), `Patricia Profile ${tag}`, 'the new name')
       t.equal(await page.getByRole('region', { name: 'Account', exact: true }).getByLabel('Email', { exact: true }).inputValue(), newEmail, 'the new e-mail')
       t.match(await page.locator('details.user-menu').textContent(), `Patricia Profile ${tag}`, 'the user account menu shows the new name')
-      t.equal(await page.locator('details.user-menu .avatar').textContent(), 'P')
+      t.equal(await page.locator('details.user-menu .avatar').textContent(), 'P', 'the avatar shows the new name\'s initial')
       const notice = portal.lastMailTo(oldEmail)
       t.match(notice?.subject ?? '', /e-mail address was changed/, 'the old address is told')
 
@@ -103,15 +102,13 @@ if (browserAvailable(t)) {
       await change.getByLabel('Current Password', { exact: true }).fill(PASSWORD)
       await change.getByLabel('New Password', { exact: true }).fill('too-simple')
       await change.getByRole('button', { name: 'Save' }).click()
-      await page.getByText('Passwords must be at least 12 characters long').waitFor()
-      t.pass('a password against the rule is refused')
+      t.ok(await appears(page.getByText('Passwords must be at least 12 characters long')), 'a password against the rule is refused')
       const retry = page.getByRole('region', { name: 'Change Password' })
       t.equal(await retry.getByLabel('New Password', { exact: true }).inputValue(), '', 'passwords are never echoed')
       await retry.getByLabel('Current Password', { exact: true }).fill(PASSWORD)
       await retry.getByLabel('New Password', { exact: true }).fill(NEW_PASSWORD)
       await retry.getByRole('button', { name: 'Save' }).click()
-      await flash(page).getByText('Your password was changed.').waitFor()
-      t.pass('the portal saves the new password')
+      t.ok(await appears(flash(page).getByText('Your password was changed.')), 'the portal saves the new password')
       t.match(portal.lastMailTo(newEmail)?.subject ?? '', /password was changed/, 'a notice mail')
       await page.reload()
       t.equal(new URL(page.url()).pathname, '/my-account', 'this session goes on')
@@ -137,7 +134,7 @@ if (browserAvailable(t)) {
       await page.getByRole('link', { name: 'API Keys', exact: true }).click()
       await page.waitForURL('**/my-account/api-keys')
       t.ok(await page.getByRole('heading', { name: 'API Keys', level: 2 }).isVisible(), 'the API Keys section')
-      t.ok(await page.getByText('You have no API keys yet.').isVisible())
+      t.ok(await page.getByText('You have no API keys yet.').isVisible(), 'the page says there are no keys yet')
       await page.getByRole('link', { name: 'Generate', exact: true }).click()
       const window = page.getByRole('alertdialog', { name: 'Generate API Keys' })
       await window.waitFor()
@@ -157,7 +154,7 @@ if (browserAvailable(t)) {
       // htmx shows them once the swap has settled (a few milliseconds after the plane appears).
       if (js) await copyAccess.waitFor({ state: 'visible', timeout: 3_000 }).catch(() => {})
       t.equal(await copyAccess.isVisible(), js, js ? 'a copy button for the access key' : 'no copy buttons without JavaScript')
-      t.equal(await copySecret.isVisible(), js)
+      t.equal(await copySecret.isVisible(), js, 'a copy button for the secret key only with JavaScript')
       if (js) {
         await copySecret.click()
         await shown.getByRole('button', { name: 'Copy the secret key' }).and(page.locator('[data-copied]')).waitFor()
@@ -169,7 +166,7 @@ if (browserAvailable(t)) {
       }
       const me = await apiSession(portal, first)
       t.equal(me.status, 200, 'the keys authenticate with the REST API')
-      t.match(await me.json(), { username, permissions: BASIC })
+      t.match(await me.json(), { username, permissions: BASIC }, 'the keys act as this user with the Basic role')
 
       await shown.getByRole('link', { name: 'Done' }).click()
       await page.waitForURL('**/my-account/api-keys')
@@ -223,8 +220,8 @@ if (browserAvailable(t)) {
       await narrow.page.setViewportSize({ width: 390, height: 800 })
       await signIn(narrow.page, 'shots-account@example.com')
       await openMyAccount(narrow.page)
-      await narrow.page.screenshot({ path: path.join(shots, 'my-account-phone.png'), fullPage: true })
-      t.pass(`screenshots in ${shots}`)
+      const shot = await narrow.page.screenshot({ path: path.join(shots, 'my-account-phone.png'), fullPage: true })
+      t.ok(shot.length > 0, `the last screenshot is taken (all are in ${shots})`)
     })
   }
 }

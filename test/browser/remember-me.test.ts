@@ -48,7 +48,7 @@ if (browserAvailable(t)) {
 
       await remembered.page.reload()
       t.equal(new URL(remembered.page.url()).pathname, '/accounts', 'with Remember Me: still signed in')
-      t.equal(await remembered.page.locator('h1').first().textContent(), 'Accounts')
+      t.equal(await remembered.page.locator('h1').first().textContent(), 'Accounts', 'the remembered session shows the Accounts page')
 
       const left = portal.withDb((db) => db.prepare('select remember_me from sessions where id in (' + ids.map(() => '?').join(',') + ')').all(...ids.map((r) => r.id)))
       t.same(left, [{ remember_me: 1 }], 'only the remembered session row is left')

@@ -52,7 +52,7 @@ if (browserAvailable(t)) {
       await page.getByLabel('Password', { exact: true }).fill(PASSWORD)
       await page.getByRole('button', { name: 'Sign In' }).click()
       await page.waitForURL('**/accounts')
-      t.pass('signing in from ?next= returns to Accounts')
+      t.equal(new URL(page.url()).pathname, '/accounts', 'signing in from ?next= returns to Accounts')
       t.same(problems, [], 'no page errors, console errors or server errors')
     })
 

@@ -60,7 +60,7 @@ if (browserAvailable(t)) {
       t.ok(await page.getByRole('heading', { name: 'Vulnerability Management' }).first().isVisible(), 'the VM interface opens')
       const frame = page.getByRole('region', { name: 'MSSP Portal' })
       t.match(await frame.textContent(), 'Signed in through the MSSP Portal', 'the blue MSSP overlay shows')
-      t.match(await frame.textContent(), 'Administrator')
+      t.match(await frame.textContent(), 'Administrator', 'the overlay names the Administrator role')
       const logo = page.getByRole('img', { name: 'Vantage VM Corp logo' })
       t.ok(await logo.isVisible(), "the account's logo is in the header")
       t.match(await logo.getAttribute('src'), /account-logo$/, 'the logo from the portal, not the default')

@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core'
 import { totpCodeAt } from '../../src/lib/otp.ts'
 import { BASIC, PASSWORD } from '../support/fixtures.ts'
 import { startPortal, type PortalProcess as Portal } from '../support/portal-process.ts'
-import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
+import { MODES, appears, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(240_000)
 
@@ -103,8 +103,7 @@ if (browserAvailable(t)) {
       // A number without its country code is refused with the reason.
       await plane.getByLabel('Mobile Phone Number', { exact: true }).fill('555 123')
       await plane.getByRole('button', { name: 'Next' }).click()
-      await page.getByText('Enter the mobile phone number with its country code').waitFor()
-      t.pass('a number without a country code is refused')
+      t.ok(await appears(page.getByText('Enter the mobile phone number with its country code')), 'a number without a country code is refused')
 
       // 4-5. Type the mobile phone number, Next: the Verification Code screen, and a text.
       const sentBefore = smsCount(portal)
@@ -135,13 +134,11 @@ if (browserAvailable(t)) {
       if (first.code !== second.code) {
         await screen().getByLabel('Verification Code', { exact: true }).fill(first.code)
         await screen().getByRole('button', { name: 'Next' }).click()
-        await page.getByText('That code is not valid or has expired.').waitFor()
-        t.pass('the code voided by Resend Code is refused')
+        t.ok(await appears(page.getByText('That code is not valid or has expired.')), 'the code voided by Resend Code is refused')
       }
       await screen().getByLabel('Verification Code', { exact: true }).fill(second.code)
       await screen().getByRole('button', { name: 'Next' }).click()
-      await page.getByText('Two-factor authentication is configured for your account.').waitFor()
-      t.pass('the success message')
+      t.ok(await appears(page.getByText('Two-factor authentication is configured for your account.')), 'the plane says two-factor authentication is configured')
       const codes = (await screen().getByLabel('Recovery codes').inputValue()).split('\n')
       t.equal(codes.length, 10, 'ten recovery codes shown once')
       t.ok(await screen().getByLabel('Recovery codes').evaluate((el) => el.scrollHeight <= el.clientHeight), 'all ten codes are in view without scrolling the box')
@@ -181,10 +178,10 @@ if (browserAvailable(t)) {
       const beforeSignIn = smsCount(portal)
       await signIn(page, username)
       t.equal(new URL(page.url()).pathname, '/login/verify', 'the password leads to the code step')
-      t.equal(await page.locator('h1').textContent(), 'Verification Code')
+      t.equal(await page.locator('h1').textContent(), 'Verification Code', 'the Verification Code step')
       t.equal(await page.locator('details.nav-menu, details.user-menu').count(), 0, 'a half-signed-in page shows no navigation or user account menu (they all lead back here)')
       t.equal(smsCount(portal), beforeSignIn + 1, 'a code was texted')
-      t.match(await page.locator('main').textContent(), /\+1 •••• ••77/)
+      t.match(await page.locator('main').textContent(), /\+1 •••• ••77/, 'the step names the masked phone number')
       t.ok(await page.getByRole('button', { name: 'Send a code to my backup e-mail' }).isVisible(), 'the backup e-mail is offered')
       const signInCode = lastSmsCode(portal).code
       ageCodes(portal)
@@ -195,13 +192,12 @@ if (browserAvailable(t)) {
       if (resent !== signInCode) {
         await page.getByRole('textbox', { name: 'Verification Code', exact: true }).fill(signInCode)
         await page.getByRole('button', { name: 'Next' }).click()
-        await page.getByText('That code is not valid or has expired.').waitFor()
-        t.pass('the resent code voids the first one')
+        t.ok(await appears(page.getByText('That code is not valid or has expired.')), 'the resent code voids the first one')
       }
       await page.getByRole('textbox', { name: 'Verification Code', exact: true }).fill(resent)
       await page.getByRole('button', { name: 'Next' }).click()
       await page.waitForURL('**/accounts')
-      t.pass('signed in with the texted code')
+      t.equal(new URL(page.url()).pathname, '/accounts', 'signed in with the texted code')
 
       // Edit: a new number through the same plane; no new recovery codes.
       await openMyAccount(page)
@@ -225,8 +221,7 @@ if (browserAvailable(t)) {
       t.match(await disable.textContent(), /deletes your mobile phone number and the other settings/, 'the warning')
       await disable.getByLabel('Current Password', { exact: true }).fill('Wrong-Password-1!')
       await disable.getByRole('button', { name: 'Continue' }).click()
-      await page.getByText('The current password is not correct.').waitFor()
-      t.pass('a wrong password is refused')
+      t.ok(await appears(page.getByText('The current password is not correct.')), 'a wrong password is refused')
       await page.getByRole('alertdialog', { name: 'Disable Two-Factor' }).getByLabel('Current Password', { exact: true }).fill(PASSWORD)
       await page.getByRole('alertdialog', { name: 'Disable Two-Factor' }).getByRole('button', { name: 'Continue' }).click()
       await tfaCard(page).getByRole('link', { name: 'Enable', exact: true }).waitFor()
@@ -251,13 +246,13 @@ if (browserAvailable(t)) {
       await page.getByRole('dialog', { name: 'Two-Factor Setup' }).getByRole('link', { name: 'use an authenticator app' }).click()
       const plane = page.getByRole('dialog', { name: 'Authenticator App' })
       await plane.waitFor()
-      t.equal(new URL(page.url()).pathname, js ? '/my-account' : '/my-account/two-factor/authenticator')
+      t.equal(new URL(page.url()).pathname, js ? '/my-account' : '/my-account/two-factor/authenticator', 'the plane opens in place with JavaScript, as a page without')
       // The current password first: only then is a secret made (opening the plane changes nothing).
       t.equal(await plane.locator('#totp-secret').count(), 0, 'no key before the current password')
       await plane.getByLabel('Current Password', { exact: true }).fill(PASSWORD)
       await plane.getByRole('button', { name: 'Next' }).click()
       await plane.getByRole('img', { name: 'QR code for your authenticator app' }).waitFor()
-      t.equal(new URL(page.url()).pathname, js ? '/my-account' : '/my-account/two-factor/authenticator/start')
+      t.equal(new URL(page.url()).pathname, js ? '/my-account' : '/my-account/two-factor/authenticator/start', 'the QR code step, in place with JavaScript')
       t.ok(await plane.getByRole('img', { name: 'QR code for your authenticator app' }).isVisible(), 'a QR code')
       const secret = (await plane.locator('#totp-secret').textContent())!.replace(/\s/g, '')
       t.match(secret, /^[A-Z2-7]{32}$/, 'and the key as text')
@@ -278,7 +273,7 @@ if (browserAvailable(t)) {
       await signOut(page)
       const texts = smsCount(portal)
       await signIn(page, username)
-      t.equal(new URL(page.url()).pathname, '/login/verify')
+      t.equal(new URL(page.url()).pathname, '/login/verify', 'the sign-in asks for the code')
       t.match(await page.locator('main').textContent(), /authenticator app/, 'asks for the app code')
       t.equal(smsCount(portal), texts, 'no text for an app-only user')
       t.equal(await page.getByRole('button', { name: 'Resend Code' }).count(), 0, 'and no Resend Code')
@@ -286,7 +281,7 @@ if (browserAvailable(t)) {
       await page.getByRole('textbox', { name: 'Verification Code', exact: true }).fill(totpCodeAt(secret, Date.now() + 30_000))
       await page.getByRole('button', { name: 'Next' }).click()
       await page.waitForURL('**/accounts')
-      t.pass('signed in with the authenticator code')
+      t.equal(new URL(page.url()).pathname, '/accounts', 'signed in with the authenticator code')
       t.same(problems.filter((p) => !HTMX_4XX.test(p)), [], 'no page errors, console errors (CSP included) or server errors')
     })
   }
@@ -339,8 +334,8 @@ if (browserAvailable(t)) {
       const narrow = await newSession(t, browser, portal, MODES[0])
       await narrow.page.setViewportSize({ width: 390, height: 800 })
       await signIn(narrow.page, 'shots-2fa@example.com')
-      await narrow.page.screenshot({ path: path.join(shots, 'verify-sign-in-phone.png'), fullPage: true })
-      t.pass(`screenshots in ${shots}`)
+      const shot = await narrow.page.screenshot({ path: path.join(shots, 'verify-sign-in-phone.png'), fullPage: true })
+      t.ok(shot.length > 0, `the last screenshot is taken (all are in ${shots})`)
     })
   }
 }

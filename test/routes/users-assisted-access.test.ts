@@ -29,20 +29,20 @@ for (const dialect of dialects) {
       const a = new Client(app)
       await a.signIn('ada@example.com')
       await a.get('/users')
-      t.equal((await a.post(`/users/${xena.uuid}/assist`)).statusCode, 303)
+      t.equal((await a.post(`/users/${xena.uuid}/assist`)).statusCode, 303, `POST /users/${xena.uuid}/assist answers 303`)
       await a.get('/users')
       const api = (method: 'PUT', url: string, payload: Record<string, unknown>) =>
         app.inject({ method, url, headers: { ...a.headers(), 'x-csrf-token': a.csrf }, payload })
 
       const authz = await api('PUT', `/api/users/${xena.id}/authorizations`, { api_permitted: false })
       t.equal(authz.statusCode, 403, `authorizations of the assisted user refused (${authz.body})`)
-      t.match(authz.json(), { message: ASSISTED_ACCESS })
+      t.match(authz.json(), { message: ASSISTED_ACCESS }, 'the refusal says why assisted access cannot do this')
       t.equal((await row(app, xena)).api_permitted, 1, 'unchanged')
 
       await a.get(`/users/${xena.uuid}/disable`)
       const disable = await a.post(`/users/${xena.uuid}/disable`)
       t.equal(disable.statusCode, 403, 'Users > Disable of the assisted user refused')
-      t.match(disable.body, ASSISTED_ACCESS)
+      t.match(disable.body, ASSISTED_ACCESS, `the answer to POST /users/${xena.uuid}/disable shows ${ASSISTED_ACCESS}`)
       const viaApi = await api('PUT', `/api/users/${xena.id}/enabled`, { enabled: false })
       t.equal(viaApi.statusCode, 403, 'PUT /users/{id}/enabled refused')
       const viaEdit = await api('PUT', `/api/users/${xena.id}`, { enabled: false })
@@ -51,7 +51,7 @@ for (const dialect of dialects) {
 
       const other = await api('PUT', `/api/users/${bob.id}/authorizations`, { api_permitted: false })
       t.equal(other.statusCode, 200, `another user's authorizations can change (${other.body})`)
-      t.equal((await row(app, bob)).api_permitted, 0)
+      t.equal((await row(app, bob)).api_permitted, 0, '(row(app, bob)).api_permitted is 0')
     })
 
     t.test('impersonating with X-Impersonate', async (t) => {
