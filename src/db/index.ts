@@ -209,7 +209,9 @@ function faultAwareConnection(inner: DatabaseConnection, sqlite: SQLite.Database
 /**
  * The SQLite file as Kysely sees it, keeping prepared statements by their SQL. Kysely prepares
  * every query afresh, and preparing the Accounts page's joins costs more than running them.
- * A statement still busy in an iterator (a streamed export) is never handed out twice.
+ * A statement that reads returns arrays, made into rows by rowMaker (better-sqlite3 builds a
+ * row object a property at a time). A statement still busy in an iterator (a streamed export)
+ * is never handed out twice.
  */
 export function withStatementCache(sqlite: SQLite.Database, size = 500): Pick<SQLite.Database, 'prepare' | 'close'> {
   const cache = new Map<string, SQLite.Statement>()
@@ -219,10 +221,46 @@ export function withStatementCache(sqlite: SQLite.Database, size = 500): Pick<SQ
       const cached = cache.get(sql)
       if (cached?.busy) return sqlite.prepare(sql)
       cache.delete(sql)
-      const stmt = cached ?? sqlite.prepare(sql)
+      const stmt = cached ?? readingRows(sqlite.prepare(sql))
       cache.set(sql, stmt) // last used goes last: the first key is the one to evict
       if (cache.size > size) cache.delete(cache.keys().next().value!)
       return stmt
     },
   } as Pick<SQLite.Database, 'prepare' | 'close'>
+}
+
+/** The statement as Kysely's driver and the cache use it (reader, busy, all, iterate, run), its rows made by rowMaker. */
+function readingRows(statement: SQLite.Statement): SQLite.Statement {
+  if (!statement.reader) return statement
+  const makeRow = rowMaker(statement.columns().map((c) => c.name))
+  statement.raw(true)
+  const view = {
+    reader: true,
+    get busy() {
+      return statement.busy
+    },
+    all: (...values: unknown[]) => (statement.all(...values) as unknown[][]).map(makeRow),
+    iterate: function* (...values: unknown[]) {
+      for (const row of statement.iterate(...values) as IterableIterator<unknown[]>) yield makeRow(row)
+    },
+    run: (...values: unknown[]) => statement.run(...values),
+  }
+  return view as unknown as SQLite.Statement
+}
+
+const rowMakers = new Map<string, (values: unknown[]) => Record<string, unknown>>()
+/**
+ * A function making a row object from a raw row's values: an object literal with the
+ * columns' names, so that every row of a query shares one shape (fast to build and to read).
+ * Later columns win over earlier ones of the same name, as in better-sqlite3's own rows.
+ */
+export function rowMaker(names: string[]): (values: unknown[]) => Record<string, unknown> {
+  const key = JSON.stringify(names)
+  let make = rowMakers.get(key)
+  if (!make) {
+    // The names are the query's own column names, written as JSON strings: never code.
+    make = new Function('v', `return { ${names.map((name, i) => `${JSON.stringify(name)}: v[${i}]`).join(', ')} }`) as (values: unknown[]) => Record<string, unknown>
+    rowMakers.set(key, make)
+  }
+  return make
 }

@@ -5,7 +5,8 @@ import type { Database } from './schema.ts'
 /**
  * SQLite connections whose reads may skip Kysely's driver (registered by openDatabase): the
  * connection, to ask whether a transaction is open, and the statement cache Kysely itself
- * prepares from, and the database's query log, told of these reads as Kysely tells it of its own.
+ * prepares from (whose reading statements return rows made by rowMaker), and the database's
+ * query log, told of these reads as Kysely tells it of its own.
  */
 const directReads = new WeakMap<Kysely<Database>, { sqlite: SQLite.Database; prepare: (sql: string) => SQLite.Statement; log: Logger | undefined }>()
 export function allowDirectReads(db: Kysely<Database>, sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement, log?: Logger): void {

@@ -50,3 +50,19 @@ t.test('sqlite: a read from outside a transaction never sees its uncommitted row
   await rolledBack
   t.same(await read, [], 'it waits for the transaction and reads what was committed')
 })
+
+t.test('sqlite: rows read directly are the rows Kysely reads, column for column', async (t) => {
+  const { app } = await buildTestApp(t, 'sqlite')
+  const admin = await createUser(app, { role: 64, name: 'Ädmin “quoted”' })
+  await createUser(app, { role: 16 })
+  // Every column of users, a column named like one of them (the later one wins, as in
+  // better-sqlite3's own rows), nulls, numbers and text.
+  const build = (db: typeof app.db) => db.selectFrom('users').selectAll().select((eb) => eb.val('shadowed').as('name')).where('id', '>=', 0).orderBy('id')
+  const direct = await preparedQuery(build)(app.db, ['shadowed', 0])
+  const viaKysely = await build(app.db).execute()
+  t.same(direct, viaKysely)
+  t.equal(direct.length, 2)
+  t.equal(direct[0]!.name, 'shadowed')
+  t.equal(direct[0]!.username, admin.username)
+  t.same(Object.keys(direct[0]!), Object.keys(viaKysely[0]!), 'the same columns in the same order')
+})
