@@ -11,6 +11,7 @@ import * as m0009 from '../../migrations/0009_user_authorizations.ts'
 import * as m0010 from '../../migrations/0010_accounts_search_window.ts'
 import * as m0011 from '../../migrations/0011_two_factor_pending_since.ts'
 import * as m0012 from '../../migrations/0012_outbox_expiry.ts'
+import * as m0013 from '../../migrations/0013_assigned_regions.ts'
 
 // Static list: a bundle or a single executable cannot import migration files at run time.
 const migrations: Record<string, Migration> = {
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0010_accounts_search_window': m0010,
   '0011_two_factor_pending_since': m0011,
   '0012_outbox_expiry': m0012,
+  '0013_assigned_regions': m0013,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -149,6 +149,19 @@ export interface UserAccountsTable {
   created_at: number
 }
 
+/** Per user, how many accounts are assigned to them (kept by triggers, migration 0013). */
+export interface AssignedTotalsTable {
+  user_id: number
+  accounts: number
+}
+
+/** Per user, the regions of their assigned accounts and how many are in each (kept by triggers, migration 0013). */
+export interface AssignedRegionsTable {
+  user_id: number
+  region: string
+  accounts: number
+}
+
 export interface AccountNameHistoryTable {
   uuid: string
   account_id: number
@@ -214,6 +227,8 @@ export interface Database {
   logos: LogosTable
   accounts: AccountsTable
   user_accounts: UserAccountsTable
+  assigned_regions: AssignedRegionsTable
+  assigned_totals: AssignedTotalsTable
   account_name_history: AccountNameHistoryTable
   saved_searches: SavedSearchesTable
   two_factor: TwoFactorTable

@@ -128,8 +128,8 @@ export function whereQuery(eb: Eb, dialect: Dialect, viewer: Viewer, q: AccountQ
 }
 
 /** whereQuery and, for the API, the `anyOf` group. */
-export function apiWhere(eb: Eb, dialect: Dialect, viewer: Viewer, q: ApiAccountQuery): Expression<SqlBool> {
-  const base = whereQuery(eb, dialect, viewer, q)
+export function apiWhere(eb: Eb, dialect: Dialect, viewer: Viewer, q: ApiAccountQuery, plan: PlanFlags = {}): Expression<SqlBool> {
+  const base = whereQuery(eb, dialect, viewer, q, plan)
   return q.anyOf?.length ? eb.and([base, eb.or(q.anyOf.map((f) => filterCondition(eb, f)))]) : base
 }
 

@@ -4,7 +4,7 @@ import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 import { appLabel, parseApps } from './licensed-apps.ts'
 import { type AccountQuery, type ApiAccountQuery, apiWhere, hasConditions, pageLimit, whereQuery } from './conditions.ts'
-import { type Viewer, visibleTo } from './visibility.ts'
+import { type Viewer, assignedLookupFor, visibleTo } from './visibility.ts'
 
 // The accounts' plain queries: rows in and out, their derived columns, assignments, and the
 // streamed exports. Who sees what: visibility.ts; the Accounts page's search: search-plans.ts.
@@ -157,13 +157,13 @@ export async function setLogoForAccounts(db: Db, accountIds: number[], logoId: n
 /**
  * The Region filter's choices: the regions of the accounts the viewer may see. An
  * Administrator's (every account's) are a scan at 100,000 accounts, so kept for a short
- * while; anyone else's come from their assigned accounts, read each time (an assignment
- * withdrawn takes their region off the list at once).
+ * while; anyone else's are kept beside their assignments (assigned_regions, migration 0013),
+ * read each time (an assignment withdrawn takes their region off the list at once).
  */
 let regionsCache: { at: number; db: Db; regions: Array<{ region: string | null }> } | undefined
 export async function distinctRegions(db: Db, viewer: Viewer): Promise<Array<{ region: string | null }>> {
+  if (viewer.role !== ADMINISTRATOR) return db.selectFrom('assigned_regions').select('region').where('user_id', '=', viewer.id).orderBy('region').limit(200).execute()
   const query = db.selectFrom('accounts').select('accounts.region').distinct().where('accounts.region', 'is not', null).orderBy('accounts.region').limit(200)
-  if (viewer.role !== ADMINISTRATOR) return query.where((eb) => visibleTo(eb, viewer)!).execute()
   if (regionsCache && regionsCache.db === db && Date.now() - regionsCache.at < 30_000) return regionsCache.regions
   const regions = await query.execute()
   regionsCache = { at: Date.now(), db, regions }
@@ -181,6 +181,9 @@ export async function* iterateApiAccounts(
   q: ApiAccountQuery,
   page: { offset?: number; limit?: number; batch?: number } = {},
 ): AsyncGenerator<AccountRow> {
+  // A user with many assigned accounts: walking the id order and looking each row up in the
+  // assignments finds a batch sooner than reading all of them first.
+  const plan = { assigned: await assignedLookupFor(db, viewer) }
   const batch = page.batch ?? 1000
   let remaining = page.limit ?? Number.POSITIVE_INFINITY
   let afterId: number | null = null
@@ -188,7 +191,7 @@ export async function* iterateApiAccounts(
     const size = Math.min(batch, remaining)
     const after: number | null = afterId
     let query = accountsWithLogo(db)
-      .where((eb): Expression<SqlBool> => (after === null ? apiWhere(eb, dialect, viewer, q) : eb.and([apiWhere(eb, dialect, viewer, q), eb('accounts.id', '>', after)])))
+      .where((eb): Expression<SqlBool> => (after === null ? apiWhere(eb, dialect, viewer, q, plan) : eb.and([apiWhere(eb, dialect, viewer, q, plan), eb('accounts.id', '>', after)])))
       .orderBy('accounts.id')
       .limit(size)
     if (after === null && page.offset) query = query.offset(page.offset)

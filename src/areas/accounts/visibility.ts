@@ -1,4 +1,4 @@
-import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely'
 import type { Database } from '../../db/schema.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
 
@@ -21,4 +21,19 @@ export function visibleTo(eb: ExpressionBuilder<Database, 'accounts'>, viewer: V
   const assigned = eb.selectFrom('user_accounts').select('user_accounts.account_id').where('user_accounts.user_id', '=', viewer.id)
   if (lookup === 'set') return eb('accounts.id', 'in', assigned)
   return eb.exists(assigned.whereRef('user_accounts.account_id', '=', 'accounts.id'))
+}
+
+/** Up to this many assigned accounts a user's rows are read (`set`); past it the indexes drive (`lookup`). */
+export const ASSIGNED_SCAN_LIMIT = 2000
+
+/** How a user's assignments best narrow their queries, by how many they have; undefined for an Administrator. */
+export async function assignedLookupFor(db: Kysely<Database>, viewer: Viewer): Promise<AssignedLookup | undefined> {
+  if (viewer.role === ADMINISTRATOR) return undefined
+  return (await assignedTotal(db, viewer.id)) <= ASSIGNED_SCAN_LIMIT ? 'set' : 'lookup'
+}
+
+/** How many accounts are assigned to a user, kept beside the assignments (migration 0013). */
+export async function assignedTotal(db: Kysely<Database>, userId: number): Promise<number> {
+  const row = await db.selectFrom('assigned_totals').select('accounts').where('user_id', '=', userId).executeTakeFirst()
+  return row?.accounts ?? 0
 }
