@@ -5,7 +5,6 @@ import { CompiledQuery, Kysely, PostgresDialect, sql, SqliteDialect, SqliteDrive
 import type { Database } from './schema.ts'
 import type { DatabaseObserver } from './observer.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
-import { allowDirectReads } from './prepared.ts'
 import { BUSY_BUDGET_MS, BUSY_MESSAGE, CANNOT_SAVE_MESSAGE, SqliteHealth, isBusy, sqliteFault } from './faults.ts'
 import { ServiceUnavailableError } from '../lib/errors.ts'
 
@@ -87,10 +86,8 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
     sqlite.close()
     throw new Error(`The database ${file} cannot be written (${probed}): the portal would fail every change. Make it writable for the portal's user, then start again.`)
   }
-  const statements = withStatementCache(sqlite)
-  const dialect = new FaultAwareSqliteDialect({ database: statements }, sqlite, health)
+  const dialect = new FaultAwareSqliteDialect({ database: withStatementCache(sqlite) }, sqlite, health)
   const db = new Kysely<Database>({ dialect, log: opts.observer?.query })
-  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql), opts.observer?.query)
   healthByDb.set(db, health)
   return { db, dialect: 'sqlite', sqlite, health }
 }
@@ -153,7 +150,7 @@ class FaultAwareSqliteDialect extends SqliteDialect {
  *   (SQLITE_FULL), and Kysely's rollback would then throw "cannot rollback - no transaction
  *   is active" in place of the real error.
  * Other queries wait for the connection meanwhile, as they always did (Kysely's mutex), but
- * asynchronously; reads outside transactions (preparedQuery) go on.
+ * asynchronously.
  */
 class FaultAwareSqliteDriver extends SqliteDriver {
   readonly #sqlite: SQLite.Database
