@@ -5,7 +5,6 @@ import { CompiledQuery, Kysely, PostgresDialect, sql, SqliteDialect, SqliteDrive
 import type { Database } from './schema.ts'
 import type { DatabaseObserver } from './observer.ts'
 import { SQLITE_NATIVE_BINDING } from '../lib/paths.ts'
-import { allowDirectReads } from './prepared.ts'
 import { BUSY_BUDGET_MS, BUSY_MESSAGE, CANNOT_SAVE_MESSAGE, SqliteHealth, isBusy, sqliteFault } from './faults.ts'
 import { ServiceUnavailableError } from '../lib/errors.ts'
 
@@ -87,10 +86,8 @@ export function openDatabase(opts: OpenOptions): DatabaseHandle {
     sqlite.close()
     throw new Error(`The database ${file} cannot be written (${probed}): the portal would fail every change. Make it writable for the portal's user, then start again.`)
   }
-  const statements = withStatementCache(sqlite)
-  const dialect = new FaultAwareSqliteDialect({ database: statements }, sqlite, health)
+  const dialect = new FaultAwareSqliteDialect({ database: withStatementCache(sqlite) }, sqlite, health)
   const db = new Kysely<Database>({ dialect, log: opts.observer?.query })
-  allowDirectReads(db, sqlite, (sql) => statements.prepare(sql), opts.observer?.query)
   healthByDb.set(db, health)
   return { db, dialect: 'sqlite', sqlite, health }
 }
@@ -152,12 +149,13 @@ class FaultAwareSqliteDialect extends SqliteDialect {
  * - ROLLBACK only when a transaction is open: SQLite rolls back by itself on some errors
  *   (SQLITE_FULL), and Kysely's rollback would then throw "cannot rollback - no transaction
  *   is active" in place of the real error.
- * Other queries wait for the connection meanwhile, as they always did (Kysely's mutex), but
- * asynchronously; reads outside transactions (preparedQuery) go on.
+ * While a statement outside any transaction waits so, other queries use the connection (none
+ * of it was done); while a COMMIT waits, they wait for it (Kysely's mutex, kept here).
  */
 class FaultAwareSqliteDriver extends SqliteDriver {
   readonly #sqlite: SQLite.Database
   readonly #health: SqliteHealth
+  readonly #mutex = new Mutex()
   #connection: DatabaseConnection | undefined
   constructor(config: SqliteDialectConfig, sqlite: SQLite.Database, health: SqliteHealth) {
     super(config)
@@ -165,8 +163,16 @@ class FaultAwareSqliteDriver extends SqliteDriver {
     this.#health = health
   }
   override async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await super.acquireConnection()
-    return (this.#connection ??= faultAwareConnection(connection, this.#sqlite, this.#health))
+    if (!this.#connection) {
+      const inner = await super.acquireConnection()
+      await super.releaseConnection()
+      this.#connection ??= faultAwareConnection(inner, this.#sqlite, this.#health, this.#mutex)
+    }
+    await this.#mutex.lock()
+    return this.#connection
+  }
+  override async releaseConnection(): Promise<void> {
+    this.#mutex.unlock()
   }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'))
@@ -178,7 +184,22 @@ class FaultAwareSqliteDriver extends SqliteDriver {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function faultAwareConnection(inner: DatabaseConnection, sqlite: SQLite.Database, health: SqliteHealth): DatabaseConnection {
+/** The one connection's turn: one query (or transaction) at a time, as in Kysely's driver. */
+class Mutex {
+  #held: Promise<void> | undefined
+  #release: (() => void) | undefined
+  async lock(): Promise<void> {
+    while (this.#held) await this.#held
+    this.#held = new Promise((resolve) => (this.#release = resolve))
+  }
+  unlock(): void {
+    const release = this.#release
+    this.#held = this.#release = undefined
+    release?.()
+  }
+}
+
+function faultAwareConnection(inner: DatabaseConnection, sqlite: SQLite.Database, health: SqliteHealth, mutex: Mutex): DatabaseConnection {
   return {
     streamQuery: (query, chunkSize) => inner.streamQuery(query, chunkSize),
     async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -195,7 +216,10 @@ function faultAwareConnection(inner: DatabaseConnection, sqlite: SQLite.Database
           const busy = isBusy(code)
           const unapplied = !inTransaction || (/^\s*commit/i.test(query.sql) && sqlite.inTransaction)
           if (busy && unapplied && Date.now() - started < BUSY_BUDGET_MS) {
+            const lettingGo = !sqlite.inTransaction
+            if (lettingGo) mutex.unlock()
             await sleep(Math.min(100, 2 ** attempt))
+            if (lettingGo) await mutex.lock()
             continue
           }
           health.writeFailed(code, err)

@@ -5,7 +5,7 @@ import type { Logger } from 'kysely'
  * metrics (src/ops/metrics.ts), so that db/ knows nothing of them.
  */
 export interface DatabaseObserver {
-  /** Every query and its time, as Kysely's `log` option reports it (direct reads too). */
+  /** Every query and its time, as Kysely's `log` option reports it. */
   query?: Logger
   /** A write refused by a database fault (its code), or writes getting through again (null). */
   writeFault?: (code: string | null) => void

@@ -3,7 +3,6 @@ import { z } from 'zod'
 import type { Database } from '../../db/schema.ts'
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.ts'
 import { uuid } from '../../lib/tokens.ts'
-import { preparedQuery } from '../../db/prepared.ts'
 import type { Actor } from '../../lib/actor.ts'
 import { audit } from '../audit/service.ts'
 
@@ -19,10 +18,8 @@ export function normaliseQuery(raw: string): string {
   return out.toString()
 }
 
-const savedSearchesOf = preparedQuery((db) => db.selectFrom('saved_searches').select(['uuid', 'name', 'query']).where('user_id', '=', 0).orderBy('name'))
-
 export function listSavedSearches(db: Kysely<Database>, userId: number) {
-  return savedSearchesOf(db, [userId])
+  return db.selectFrom('saved_searches').select(['uuid', 'name', 'query']).where('user_id', '=', userId).orderBy('name').execute()
 }
 
 /** Saves the actor's search under a name of their own (audited); returns its id. */

@@ -2,17 +2,16 @@ import { type Kysely, type SqlBool, sql } from 'kysely'
 import type { Database } from '../../db/schema.ts'
 import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
-import { preparedQueries, preparedQuery } from '../../db/prepared.ts'
 import { escapeLike } from '../../db/like.ts'
 import { type AccountQuery, type PlanFlags, type SortColumn, ftsQuery, hasConditions, likeWord, pageLimit, searchWords, whereQuery } from './conditions.ts'
-import { type AccountRow, accountsWithLogo } from './repository.ts'
+import { accountsWithLogo } from './repository.ts'
 import { type Viewer, assignedLookupFor, assignedTotal } from './visibility.ts'
 
 // How the Accounts page finds a page of matches and their count (listAccountsPage). The
 // plans in the order they are tried; the first that applies and finds enough answers:
 //
 //   plan          when                                                  how
-//   whole table   an Administrator, no words and no filters             a page of the sort index, compiled once; count(*)
+//   whole table   an Administrator, no words and no filters             a page of the sort index; count(*)
 //                                                                       (PostgreSQL past 10x the cap: up to the cap)
 //   trigram ids   SQLite, words of 3+ characters only, no filters, an   the index's ids (up to cap+1) as one JSON array:
 //                 Administrator or `lookup`, at most `cap` matches      counted, sorted by their sort key, one page read
@@ -42,17 +41,9 @@ function visibleMatches(viewer: Viewer, plan: PlanFlags, long: string[]) {
   return sql`${match} and exists (select 1 from user_accounts where user_accounts.user_id = ${viewer.id} and user_accounts.account_id = accounts_fts.rowid)`
 }
 
-/** A page of the whole table in one sort order: the Accounts page's usual query, compiled once. */
-const wholeTablePages = preparedQueries<AccountRow>()
-
 export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: AccountQuery, plan: PlanFlags = {}) {
   const sort = q.sort ?? 'container_name'
   const dir = q.dir ?? 'asc'
-  if (!hasConditions(viewer, q) && q.limit !== undefined) {
-    const limit = q.limit
-    const page = wholeTablePages(`${sort} ${dir} ${limit}`, (db) => accountsWithLogo(db).orderBy(`accounts.${sort}`, dir).orderBy('accounts.id', dir).limit(pageLimit(limit)).offset(0))
-    return page(db, [q.offset ?? 0])
-  }
   let query = accountsWithLogo(db)
     .$if(hasConditions(viewer, q), (qb) => qb.where((eb) => whereQuery(eb, dialect, viewer, q, plan)))
     .orderBy(`accounts.${sort}`, dir)
@@ -60,8 +51,6 @@ export async function findAccounts(db: Db, dialect: Dialect, viewer: Viewer, q: 
   if (q.limit !== undefined) query = query.limit(pageLimit(q.limit)).offset(q.offset ?? 0)
   return query.execute()
 }
-
-const countAll = preparedQuery((db) => db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')))
 
 /** PostgreSQL's estimate of the accounts (-1 before its first statistics). */
 async function estimatedAccounts(db: Db): Promise<number> {
@@ -90,8 +79,8 @@ async function countAccountsUpTo(db: Db, dialect: Dialect, viewer: Viewer, q: Ac
     // An Administrator's whole table: count(*) is cheap and exact, but on PostgreSQL it reads
     // every row (17 ms at 100,000): where its statistics say there are ten times the cap, it
     // counts up to the cap instead, as a broad search does ("1,000+").
-    const [row] = await countAll(db, [])
-    return { count: Number(row!.n), more: false }
+    const row = await db.selectFrom('accounts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    return { count: Number(row.n), more: false }
   } else if (!hasConditions(viewer, q)) {
     const row = await db.selectFrom(db.selectFrom('accounts').select('id').limit(cap + 1).as('first')).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     n = Number(row.n)
@@ -138,16 +127,12 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
   const matches = dialect === 'sqlite' && !q.filters?.length && words.long.length && !words.short.length ? visibleMatches(viewer, plan, words.long) : null
   if (matches) {
     // Trigram ids. They stay in SQLite as one JSON array: a JavaScript object per id costs more than the index read.
-    const [{ n, ids }] =
-      viewer.role === ADMINISTRATOR
-        ? await matchingIds(String(cap), (db) => matchingIdsQuery(db, cap))(db, [ftsQuery(words.long)])
-        : (await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${pageLimit(cap + 1)})`.execute(db)).rows
+    const { n, ids } = (await sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (${matches} limit ${pageLimit(cap + 1)})`.execute(db)).rows[0]!
     if (n <= cap) {
       const current = Math.min(page, Math.max(1, Math.ceil(n / pageSize)))
       const sort = q.sort ?? 'container_name'
       const dir = q.dir ?? 'asc'
-      const pageOfIds = pagesOfIds(`${sort} ${dir} ${pageSize}`, (db) => pageOfIdsQuery(db, sort, dir, pageSize))
-      const accounts = n ? await pageOfIds(db, [ids, (current - 1) * pageSize]) : []
+      const accounts = n ? await pageOfIdsQuery(db, sort, dir, pageSize, ids, (current - 1) * pageSize).execute() : []
       return { accounts, total: n, more: false, page: current }
     }
     counted = { count: cap, more: true }
@@ -156,13 +141,6 @@ export async function listAccountsPage(db: Db, dialect: Dialect, viewer: Viewer,
   const current = more ? page : Math.min(page, Math.max(1, Math.ceil(count / pageSize)))
   const accounts = await findAccountsPage(db, dialect, viewer, { ...q, limit: pageSize, offset: (current - 1) * pageSize }, more, plan)
   return { accounts, total: count, more, page: current }
-}
-
-/** An Administrator's trigram matches, up to cap+1: how many, and their ids as a JSON array (value: the FTS query). */
-const matchingIds = preparedQueries<{ n: number; ids: string }>()
-function matchingIdsQuery(db: Db, cap: number) {
-  const text = sql<{ n: number; ids: string }>`select count(*) as n, json_group_array(id) as ids from (select rowid as id from accounts_fts where accounts_fts match ${''} limit ${pageLimit(cap + 1)})`
-  return { compile: () => text.compile(db) }
 }
 
 /** One page of the Accounts table by the window, sort index or matches plan; `more`: more matches than the count's cap. */
@@ -193,19 +171,12 @@ async function findAccountsInWindow(db: Db, dialect: Dialect, viewer: Viewer, q:
   // LIKE with an ESCAPE clause runs 6% slower over the window: only when a word needs it.
   const escaped = words.some((w) => /[\\%_]/.test(w))
   const patterns = words.map((w) => `%${escaped ? escapeLike(w) : w}%`)
-  if (hasConditions(viewer, rest)) return windowPageQuery(db, dialect, viewer, rest, plan, sort, dir, window, q.limit, patterns, escaped, q.offset).execute()
-  // Only words (the usual search): compiled once per shape, as building it costs more than a
-  // narrow search takes to run.
-  const blanks = patterns.map(() => '')
-  const page = windowPages(`${sort} ${dir} ${window} ${q.limit} ${patterns.length} ${escaped}`, (db) => windowPageQuery(db, dialect, viewer, rest, plan, sort, dir, window, q.limit, blanks, escaped, 0))
-  return page(db, [...patterns, q.offset])
+  return windowPageQuery(db, dialect, viewer, rest, plan, sort, dir, window, q.limit, patterns, escaped, q.offset).execute()
 }
-const windowPages = preparedQueries<AccountRow>()
 
 /**
  * The first `window` rows in sort order that pass everything but the words (narrow rows: id,
  * text and sort key), then the words on each, stopping at the page: no sort of the window.
- * Its values, in order: the conditions' own, the LIKE patterns, the offset.
  */
 function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: AccountQuery, plan: PlanFlags, sort: SortColumn, dir: 'asc' | 'desc', window: number, limit: number, patterns: string[], escaped: boolean, offset: number) {
   const escape = escaped ? sql` escape '\\'` : sql``
@@ -231,20 +202,19 @@ function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: Account
 }
 
 /**
- * A page of the accounts whose ids are in a JSON array (values: the array, the offset): the
- * ids sorted first, by their sort key alone, and only the page's rows read whole (a quarter
- * faster than sorting up to 1,000 whole rows).
+ * A page of the accounts whose ids are in a JSON array: the ids sorted first, by their sort
+ * key alone, and only the page's rows read whole (a quarter faster than sorting up to 1,000
+ * whole rows).
  */
-const pagesOfIds = preparedQueries<AccountRow>()
-function pageOfIdsQuery(db: Db, sort: SortColumn, dir: 'asc' | 'desc', limit: number) {
+function pageOfIdsQuery(db: Db, sort: SortColumn, dir: 'asc' | 'desc', limit: number, ids: string, offset: number) {
   const pageIds = db
     .selectFrom('accounts')
     .select('accounts.id')
-    .where(sql<SqlBool>`accounts.id in (select value from json_each(${''}))`)
+    .where(sql<SqlBool>`accounts.id in (select value from json_each(${ids}))`)
     .orderBy(`accounts.${sort}`, dir)
     .orderBy('accounts.id', dir)
     .limit(pageLimit(limit))
-    .offset(0)
+    .offset(offset)
   return accountsWithLogo(db)
     .where('accounts.id', 'in', pageIds)
     .orderBy(`accounts.${sort}`, dir)

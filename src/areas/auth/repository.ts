@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database, NewUser, Session, User, UserUpdate } from '../../db/schema.ts'
 import { uuid } from '../../lib/tokens.ts'
-import { preparedQuery } from '../../db/prepared.ts'
 
 type Db = Kysely<Database>
 
@@ -99,19 +98,16 @@ export async function userHasTwoFactor(db: Db, userId: number): Promise<boolean>
 const SESSION_COLUMNS = ['id', 'user_id', 'remember_me', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'flash', 'pending_2fa', 'code_attempts', 'assist_user_id', 'assist_started_at'] as const
 
 /** The session, its user and whether that user has a second factor, in one query (every request runs it). */
-const sessionWithUser = preparedQuery((db) =>
-  db
+export async function findSessionWithUser(db: Db, id: string): Promise<{ session: Session; user: User; has2fa: boolean } | undefined> {
+  const row = await db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .leftJoin('two_factor', 'two_factor.user_id', 'sessions.user_id')
     .selectAll('users')
     .select(SESSION_COLUMNS.map((c) => `sessions.${c} as session_${c}` as const))
     .select(['two_factor.sms_phone as tf_sms', 'two_factor.totp_secret as tf_totp'])
-    .where('sessions.id', '=', ''),
-)
-
-export async function findSessionWithUser(db: Db, id: string): Promise<{ session: Session; user: User; has2fa: boolean } | undefined> {
-  const [row] = await sessionWithUser(db, [id])
+    .where('sessions.id', '=', id)
+    .executeTakeFirst()
   if (!row) return undefined
   const session = {} as Record<string, unknown>
   const user = {} as Record<string, unknown>
