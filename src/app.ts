@@ -73,7 +73,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
   if (config.argon2Concurrency) setHashConcurrency(config.argon2Concurrency)
 
-  const observer = { query: kyselyQueryLog(), writeFault: recordWriteFault }
+  const observer = {
+    query: kyselyQueryLog(),
+    writeFault: recordWriteFault,
+    idleConnectionLost: (err: Error) => app.log.warn({ err: err.message }, 'an idle PostgreSQL connection was lost'),
+  }
   const handle = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: options.pgSchema, observer })
   app.decorate('config', config)
   app.decorate('db', handle.db)

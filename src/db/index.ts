@@ -50,19 +50,23 @@ export interface OpenOptions {
 
 export function openDatabase(opts: OpenOptions): DatabaseHandle {
   if (opts.databaseUrl) {
-    const { databaseUrl, pgSchema } = opts
+    const { databaseUrl, pgSchema, observer } = opts
     // The PostgreSQL driver is loaded with the first query: a portal on SQLite never loads it.
     const pool = async () => {
       const { default: pg } = await import('pg')
       // int8 (bigint times, count(*)) as JavaScript numbers: every value we store fits in 2^53.
       pg.types.setTypeParser(20, (v) => Number(v))
-      return new pg.Pool({
+      const pool = new pg.Pool({
         connectionString: databaseUrl,
         max: 10,
         // A request waits at most this long for a free connection, then answers 503.
         connectionTimeoutMillis: 10_000,
         ...(pgSchema ? { options: `-c search_path=${pgSchema},public` } : {}),
       })
+      // An idle connection's error is the pool's 'error' event, which unheard would end the
+      // process; pg drops that connection and the next query opens another.
+      pool.on('error', (err) => observer?.idleConnectionLost?.(err))
+      return pool
     }
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: opts.observer?.query }), dialect: 'postgres' }
   }

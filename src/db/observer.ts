@@ -9,4 +9,6 @@ export interface DatabaseObserver {
   query?: Logger
   /** A write refused by a database fault (its code), or writes getting through again (null). */
   writeFault?: (code: string | null) => void
+  /** A PostgreSQL connection that failed while idle in the pool (the server restarting, the connection killed). */
+  idleConnectionLost?: (err: Error) => void
 }
