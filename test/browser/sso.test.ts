@@ -3,24 +3,16 @@
 // WAS-only account, the overlay, the logo, and the two ways back.
 import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
-import net from 'node:net'
 import t from 'tap'
 import { PNG } from 'pngjs'
 import { searchTextOf } from '../../src/areas/accounts/repository.ts'
 import { ADMIN_USERNAME } from '../support/fixtures.ts'
+import { freePort } from '../support/processes.ts'
 import { ROOT, startPortal } from '../support/portal-process.ts'
 import { MODES, browserAvailable, launchBrowser, newSession, signIn } from './chromium.ts'
 
 t.setTimeout(120_000)
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 if (browserAvailable(t)) {
   const portal = await startPortal(t)

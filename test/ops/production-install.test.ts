@@ -7,10 +7,10 @@
 // copied from this checkout's build, then `prepare` runs as npm would run it.
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
+import { freePort } from '../support/processes.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..')
 const TREE = ['package.json', 'package-lock.json', 'bin', 'scripts', 'src', 'views', 'public', 'migrations']
@@ -21,15 +21,6 @@ function run(command: string, args: string[], cwd: string, timeout = 120_000) {
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.once('error', reject)
-  })
-}
 
 const built = run(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], ROOT)
 if (built.status !== 0) throw new Error(`npm run build failed:\n${built.output}`)

@@ -1,4 +1,4 @@
-import { type Kysely, type SqlBool, sql } from 'kysely'
+import { type Kysely, type SelectQueryBuilder, type SqlBool, sql } from 'kysely'
 import type { Database } from '../../db/schema.ts'
 import type { Dialect } from '../../db/index.ts'
 import { ADMINISTRATOR } from '../../lib/roles.ts'
@@ -195,10 +195,12 @@ function windowPageQuery(db: Db, dialect: Dialect, viewer: Viewer, rest: Account
     .orderBy('candidates.id', dir)
     .limit(pageLimit(limit))
     .offset(offset)
-  return accountsWithLogo(db)
-    .where('accounts.id', 'in', pageIds)
-    .orderBy(`accounts.${sort}`, dir)
-    .orderBy('accounts.id', dir)
+  return rowsOfPage(db, pageIds, sort, dir)
+}
+
+/** The page's accounts read whole, in the page's order, once their ids are known. */
+function rowsOfPage(db: Db, pageIds: SelectQueryBuilder<any, any, { id: number }>, sort: SortColumn, dir: 'asc' | 'desc') {
+  return accountsWithLogo(db).where('accounts.id', 'in', pageIds).orderBy(`accounts.${sort}`, dir).orderBy('accounts.id', dir)
 }
 
 /**
@@ -215,8 +217,5 @@ function pageOfIdsQuery(db: Db, sort: SortColumn, dir: 'asc' | 'desc', limit: nu
     .orderBy('accounts.id', dir)
     .limit(pageLimit(limit))
     .offset(offset)
-  return accountsWithLogo(db)
-    .where('accounts.id', 'in', pageIds)
-    .orderBy(`accounts.${sort}`, dir)
-    .orderBy('accounts.id', dir)
+  return rowsOfPage(db, pageIds, sort, dir)
 }
